@@ -1,0 +1,97 @@
+"""The ``featuretests`` command: subcommands over the package's stages (models, train; more as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from featuretests.errors import FeatureTestsError
+
+__all__ = ["main"]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, model_card
+
+    print(f"{'name':<13} {'layers':>6} {'act':>8} {'params':>10} {'tokens':>12}  held-out margin over bigram (nats)")
+    for name, (n_layers, act_fn, _tokens) in TOY_MODELS.items():
+        card = model_card(name)
+        if card is None:
+            print(f"{name:<13} {n_layers:>6} {act_fn:>8} {'-':>10} {'-':>12}  not trained: featuretests train {name}")
+            continue
+        margins = "  ".join(
+            f"{d} {card['heldout'][d]['margin_over_bigram']:+.2f}{'' if card['quality_bar'][d]['met'] else '(!)'}"
+            for d in QUALITY_BAR
+            if d in card["heldout"]
+        )
+        print(f"{name:<13} {n_layers:>6} {act_fn:>8} {card['parameters']:>10,} {card['tokens_seen']:>12,}  {margins}")
+    print(
+        "\nAlso loadable: a model directory (config.json, model.safetensors, tokenizer/), or with the network a "
+        "TransformerLens/Hugging Face name such as gelu-1l, solu-1l, gpt2."
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from featuretests.corpora.files import data_root
+    from featuretests.models.loader import resolve_device
+    from featuretests.models.zoo import TOY_MODELS
+    from featuretests.training.pipeline import train_and_ship
+
+    names = args.names or list(TOY_MODELS)
+    unknown = [n for n in names if n not in TOY_MODELS]
+    if unknown:
+        raise FeatureTestsError(f"unknown toy model(s) {unknown}; choose from {', '.join(TOY_MODELS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"tokens": args.tokens} if args.tokens else {}
+    out_dir = Path(args.out_dir) if args.out_dir else None
+    cards = train_and_ship(
+        names,
+        run_dir=Path(args.run_dir),
+        root=data_root(args.data_root),
+        device=resolve_device(args.device),
+        spec_overrides=overrides,
+        **({"out_dir": out_dir} if out_dir else {}),
+    )
+    for card in cards:
+        print(
+            f"{card['name']}: {card['tokens_seen']:,} tokens, margins "
+            + ", ".join(f"{d} {e['margin_over_bigram']:+.3f}" for d, e in card["heldout"].items())
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="featuretests", description="Neuron hypotheses as tests.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the toy models with their model-card figures")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("train", help="train toy models reproducibly (resumes from checkpoints)")
+    p.add_argument("names", nargs="*", help="toy model names (default: all four)")
+    p.add_argument("--run-dir", default="runs/train", help="checkpoints, tokenizer and token streams")
+    p.add_argument("--out-dir", default=None, help="where to write model directories (default: the package zoo)")
+    p.add_argument("--data-root", default=None, help="the shared corpora folder (default: $FEATURETESTS_DATA)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--tokens", type=int, default=0, help="override the token budget (for trials)")
+    p.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FeatureTestsError as exc:
+        print(f"featuretests {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

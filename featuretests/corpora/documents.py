@@ -1,0 +1,40 @@
+"""Documents: a text with a stable id, its language and its source domain; chunking of long files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Document", "chunk_text"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document. `doc_id` is stable across runs and machines (corpus name, relative path, chunk)."""
+
+    doc_id: str
+    text: str
+    lang: str  # ISO 639-1 ("en", "de", "nl", "af") or "code"
+    domain: str  # "prose", "python", "latex", "javascript", "base64", ...
+
+
+def chunk_text(text: str, *, max_chars: int) -> list[str]:
+    """Split `text` into consecutive pieces of at most about `max_chars`, cutting at blank lines where possible.
+
+    Concatenating the pieces gives `text` back exactly. A single paragraph longer than `max_chars` is cut at the
+    last newline (or, failing that, hard) inside the limit.
+    """
+    if max_chars <= 0:
+        raise ValueError("max_chars must be positive")
+    pieces: list[str] = []
+    start = 0
+    n = len(text)
+    while start < n:
+        end = min(start + max_chars, n)
+        if end < n:
+            cut = text.rfind("\n\n", start + 1, end)
+            if cut == -1:
+                cut = text.rfind("\n", start + 1, end)
+            end = cut + 1 if cut != -1 else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
