@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from featuretests.errors import FeatureTestsError
 
 __all__ = ["main"]
+
+# Modules that add their own subcommands: each has `register(subparsers)` which adds parsers whose defaults set
+# `func(args) -> int`. They must import nothing heavy at module level.
+_SUBCOMMAND_MODULES: list[str] = []
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -81,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--tokens", type=int, default=0, help="override the token budget (for trials)")
     p.set_defaults(func=_cmd_train)
+
+    for module in _SUBCOMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["Document", "chunk_text"]
+__all__ = ["Document", "GoldSpan", "chunk_text"]
+
+
+@dataclass(frozen=True)
+class GoldSpan:
+    """A gold annotation over characters ``text[start:end]`` of a document, e.g. one UD word or one NER entity.
+
+    `labels` maps column names to values, using the same column names as the predicted labellers (``pos``, ``tag``,
+    ``lemma``, ``dep``, ``head``, ``morph``, ``ent_type``, ``ent_iob``, ``sense``) so a hypothesis reads the same
+    either way.
+    """
+
+    start: int
+    end: int
+    labels: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -15,6 +29,7 @@ class Document:
     text: str
     lang: str  # ISO 639-1 ("en", "de", "nl", "af") or "code"
     domain: str  # "prose", "python", "latex", "javascript", "base64", ...
+    gold: tuple[GoldSpan, ...] = field(default=(), compare=False)  # gold annotations, sorted by start
 
 
 def chunk_text(text: str, *, max_chars: int) -> list[str]:

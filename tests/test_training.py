@@ -1,0 +1,156 @@
+"""The toy-model training pipeline: determinism, resume, identical GELU/SoLU init, baselines, tokenizer."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from featuretests.corpora.documents import chunk_text
+from featuretests.models.loader import build_model
+from featuretests.training.data import DomainStreams, batch_for_step
+from featuretests.training.evaluate import add_k_bigram_nll, add_k_unigram_nll, eval_windows
+from featuretests.training.loop import TrainSpec, model_config, train
+from featuretests.training.mix import MIX, is_heldout
+
+from .conftest import _SAMPLE
+
+
+@pytest.fixture(scope="module")
+def streams(tiny_tokenizer: Any) -> DomainStreams:
+    ids = np.asarray(tiny_tokenizer(_SAMPLE * 40, add_special_tokens=False)["input_ids"], dtype=np.uint16)
+    half = len(ids) // 2
+    train_parts = {"a": ids[:half], "b": ids[half:]}
+    held = {"a": ids[:200], "b": ids[-200:]}
+    return DomainStreams(["a", "b"], np.array([0.5, 0.5]), train_parts, held, {k: [v] for k, v in held.items()})
+
+
+def _spec(name: str = "micro", **kw: Any) -> TrainSpec:
+    base = {
+        "n_layers": 1,
+        "act_fn": "gelu",
+        "tokens": 12 * 4 * 32,
+        "d_model": 16,
+        "n_heads": 2,
+        "d_mlp": 32,
+        "n_ctx": 32,
+        "d_vocab": 300,
+        "batch_size": 4,
+        "lr": 1e-2,
+        "warmup_steps": 2,
+        "checkpoint_every": 3,
+    }
+    base.update(kw)
+    return TrainSpec(name=name, **base)
+
+
+def test_batches_depend_only_on_seed_and_step(streams: DomainStreams) -> None:
+    a = batch_for_step(streams, step=5, seed=1, batch_size=4, n_ctx=32, bos=0)
+    b = batch_for_step(streams, step=5, seed=1, batch_size=4, n_ctx=32, bos=0)
+    c = batch_for_step(streams, step=6, seed=1, batch_size=4, n_ctx=32, bos=0)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert (a[:, 0] == 0).all() and a.shape == (4, 32)
+
+
+def test_micro_training_lowers_the_loss(streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path) -> None:
+    _, state = train(_spec(tokens=30 * 4 * 32), streams, tiny_tokenizer, tmp_path, progress=False)
+    first = np.mean([v for _, v in state.losses[:3]])
+    last = np.mean([v for _, v in state.losses[-3:]])
+    assert last < first - 0.5
+
+
+def test_stopped_and_resumed_run_ends_with_identical_weights(
+    streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    straight, _ = train(_spec(), streams, tiny_tokenizer, tmp_path / "straight", progress=False)
+    _, partial = train(_spec(), streams, tiny_tokenizer, tmp_path / "resumed", progress=False, stop_after_step=5)
+    assert partial.step == 5
+    resumed, state = train(_spec(), streams, tiny_tokenizer, tmp_path / "resumed", progress=False)
+    assert state.step == _spec().steps
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoint_of_another_spec_is_refused(streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path) -> None:
+    train(_spec(), streams, tiny_tokenizer, tmp_path, progress=False, stop_after_step=3)
+    with pytest.raises(RuntimeError, match="different TrainSpec"):
+        train(_spec(lr=5e-3), streams, tiny_tokenizer, tmp_path, progress=False)
+
+
+def test_gelu_and_solu_start_from_identical_shared_parameters(tiny_tokenizer: Any) -> None:
+    gelu = build_model(model_config(_spec(act_fn="gelu", n_layers=2)), tiny_tokenizer).state_dict()
+    solu = build_model(model_config(_spec(act_fn="solu_ln", n_layers=2)), tiny_tokenizer).state_dict()
+    shared = set(gelu) & set(solu)
+    assert set(solu) - shared == {
+        "blocks.0.mlp.ln.weight",
+        "blocks.0.mlp.ln.bias",
+        "blocks.1.mlp.ln.weight",
+        "blocks.1.mlp.ln.bias",
+    }
+    assert shared == set(gelu)
+    for key in shared:
+        assert torch.equal(gelu[key], solu[key]), key
+
+
+def test_different_init_seed_gives_different_weights(tiny_tokenizer: Any) -> None:
+    a = build_model(model_config(_spec(init_seed=0)), tiny_tokenizer).state_dict()
+    b = build_model(model_config(_spec(init_seed=1)), tiny_tokenizer).state_dict()
+    assert not torch.equal(a["blocks.0.mlp.in.weight"], b["blocks.0.mlp.in.weight"])
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
+    spec = _spec(tokens=100 * 4 * 32, warmup_steps=10, lr=1.0, min_lr_fraction=0.1)
+    lrs = [spec.lr_at(s) for s in range(spec.steps)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(x >= y for x, y in itertools.pairwise(lrs))
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def _brute_force_bigram(train: np.ndarray, prev: np.ndarray, nxt: np.ndarray, k: float, vocab: int) -> float:
+    counts = np.zeros((vocab, vocab))
+    np.add.at(counts, (train[:-1], train[1:]), 1)
+    probs = (counts + k) / (counts.sum(1, keepdims=True) + k * vocab)
+    return float(-np.mean(np.log(probs[prev, nxt])))
+
+
+def test_bigram_baseline_matches_a_dense_computation() -> None:
+    rng = np.random.default_rng(0)
+    vocab = 20
+    train_stream = rng.integers(0, vocab, 2000)
+    windows = eval_windows([rng.integers(0, vocab, 300)], n_ctx=16, bos=0, max_tokens=10_000)
+    nll, k = add_k_bigram_nll(train_stream, windows, vocab=vocab)
+    prev, nxt = windows[:, :-1].ravel(), windows[:, 1:].ravel()
+    keep = nxt >= 0
+    assert nll == pytest.approx(_brute_force_bigram(train_stream, prev[keep], nxt[keep], k, vocab), rel=1e-9)
+    unigram, _ = add_k_unigram_nll(train_stream, windows, vocab=vocab)
+    assert unigram == pytest.approx(np.log(vocab), abs=0.05)  # uniform random data: unigram ~ log V
+
+
+def test_eval_windows_cover_every_token_once() -> None:
+    docs = [np.arange(1, 50), np.arange(100, 110)]
+    w = eval_windows(docs, n_ctx=8, bos=0, max_tokens=10**6)
+    assert (w[:, 0] == 0).all()
+    body = w[:, 1:].ravel()
+    assert sorted(body[body >= 0].tolist()) == sorted(np.concatenate(docs).tolist())
+
+
+def test_heldout_split_is_stable_and_about_three_percent() -> None:
+    ids = [f"en/book.txt#{i}" for i in range(5000)]
+    share = np.mean([is_heldout(i) for i in ids])
+    assert 0.02 < share < 0.04
+    assert [is_heldout(i) for i in ids[:50]] == [is_heldout(i) for i in ids[:50]]
+
+
+def test_mix_weights_sum_to_one_and_cover_required_domains() -> None:
+    assert sum(d.weight for d in MIX) == pytest.approx(1.0)
+    assert {"python", "en", "de", "nl", "af", "latex", "javascript", "base64"} <= {d.name for d in MIX}
+
+
+def test_chunk_text_round_trips() -> None:
+    text = ("para one line\nline two\n\n" * 30) + "x" * 500
+    pieces = chunk_text(text, max_chars=100)
+    assert "".join(pieces) == text and all(len(p) <= 100 for p in pieces)
