@@ -1,0 +1,209 @@
+"""The declarative hypothesis: what a researcher writes, validated when it is built.
+
+A hypothesis names a label expression over token-table columns (a Python function of the table ``t`` returning a
+boolean, numeric or categorical array), the corpora it is judged on, the unit(s) it is about, and the thresholds
+it must meet. Building one checks everything that can be checked without data: threshold names and ranges, the
+neuron id's form, the unit kind, and (through `ColumnTracer`) that every column the expression reads exists.
+Errors are `InvalidArgument` naming the hypothesis and, when known, the file that defines it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from featuretests.errors import InvalidArgument
+from featuretests.models.hooks import UNIT_KINDS
+from featuretests.models.neurons import NeuronId, parse_neuron
+
+__all__ = ["METRIC_RANGES", "ColumnTracer", "Hypothesis", "Target", "hypothesis"]
+
+# Metric name -> (lowest, highest) value a threshold may take.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "precision": (0.0, 1.0),
+    "recall": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "iou": (0.0, 1.0),
+    "auroc": (0.0, 1.0),
+    "average_precision": (0.0, 1.0),
+    "mcc": (-1.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "band_precision": (0.0, 1.0),
+    "top_k_purity": (0.0, 1.0),
+    "mass_share": (0.0, 1.0),
+    "spearman": (-1.0, 1.0),
+    "pearson": (-1.0, 1.0),
+    "eta_squared": (0.0, 1.0),
+    "mutual_info": (0.0, float("inf")),
+}
+BOOLEAN_METRICS = frozenset(METRIC_RANGES) - {"spearman", "pearson", "eta_squared", "mutual_info"}
+
+Expression = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which units a hypothesis is about: given neurons, a whole layer, or every layer (a search)."""
+
+    neurons: tuple[NeuronId, ...] = ()
+    layer: int | None = None
+    unit_kind: str = "mlp.post"
+
+    @property
+    def is_search(self) -> bool:
+        return not self.neurons
+
+    def describe(self) -> str:
+        if self.neurons:
+            return ", ".join(str(n) for n in self.neurons)
+        return f"best unit of layer {self.layer}" if self.layer is not None else "best unit of any layer"
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A validated hypothesis. Build it with `hypothesis(...)` (decorator) rather than directly."""
+
+    name: str
+    expr: Expression
+    corpora: tuple[Any, ...]  # Corpus objects or corpus names
+    target: Target
+    thresholds: Mapping[str, float]
+    description: str = ""
+    also_on: tuple[Any, ...] = ()  # corpora where the claim must hold too (interpretability-illusion check)
+    controls: tuple[tuple[Any, Expression | None], ...] = ()  # (corpus, expression) where the unit must NOT fire
+    source: str = ""  # "path/to/file.py::name", for error messages and reports
+    xfail_reason: str = ""  # a known failure, with the measured numbers
+    threshold_rule: str = "best_f1"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def where(self) -> str:
+        return f"hypothesis {self.name!r}" + (f" ({self.source})" if self.source else "")
+
+
+def _check_thresholds(name: str, thresholds: Mapping[str, float]) -> dict[str, float]:
+    checked = {}
+    for metric, value in thresholds.items():
+        if metric not in METRIC_RANGES:
+            near = difflib.get_close_matches(metric, METRIC_RANGES, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else f"; known metrics: {', '.join(METRIC_RANGES)}"
+            raise InvalidArgument(f"hypothesis {name!r}: unknown metric {metric!r}{hint}")
+        low, high = METRIC_RANGES[metric]
+        if not isinstance(value, int | float) or not (low <= float(value) <= high):
+            raise InvalidArgument(
+                f"hypothesis {name!r}: threshold {metric}={value!r} is out of range; it must lie in [{low}, {high}]"
+            )
+        checked[metric] = float(value)
+    return checked
+
+
+def _target(name: str, neuron: Any, layer: int | None, unit: str) -> Target:
+    if unit not in UNIT_KINDS:
+        raise InvalidArgument(f"hypothesis {name!r}: unknown unit kind {unit!r}; known: {', '.join(UNIT_KINDS)}")
+    if neuron in (None, "best"):
+        if layer is not None and (not isinstance(layer, int) or layer < 0):
+            raise InvalidArgument(f"hypothesis {name!r}: layer must be a non-negative int, got {layer!r}")
+        return Target((), layer, unit)
+    items = [neuron] if isinstance(neuron, str | NeuronId) else list(neuron)
+    try:
+        neurons = tuple(parse_neuron(n) for n in items)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"hypothesis {name!r}: {exc}") from None
+    return Target(neurons, None, unit)
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def hypothesis(
+    corpus: Any,
+    *,
+    neuron: str | NeuronId | Sequence[str | NeuronId] | None = None,
+    layer: int | None = None,
+    unit: str = "mlp.post",
+    also_on: Any = None,
+    controls: Any = None,
+    xfail: str = "",
+    threshold_rule: str = "best_f1",
+    name: str | None = None,
+    **thresholds: float,
+) -> Callable[[Expression], Hypothesis]:
+    """Decorator: turn a label expression ``def f(t): return ...`` into a `Hypothesis` that pytest collects.
+
+    `corpus` is a corpus (or a list); `neuron` a neuron id such as "L0N412", a list of ids, or None / "best" for a
+    search over all units (of `layer` if given). Keyword thresholds name metrics (precision=0.8, recall=0.5, ...)
+    that the unit must reach. `also_on` lists corpora where it must hold too; `controls` lists corpora (or
+    ``(corpus, expression)`` pairs) where the unit must not fire. `xfail` records a known failure with the measured
+    numbers; it never lowers a threshold.
+    """
+    if not thresholds:
+        raise InvalidArgument("a hypothesis needs at least one threshold, e.g. precision=0.8 or auroc=0.9")
+
+    def decorate(expr: Expression) -> Hypothesis:
+        hname = name or getattr(expr, "__name__", "hypothesis")
+        if not callable(expr):
+            raise InvalidArgument(f"hypothesis {hname!r}: decorate a function of the token table, e.g. def f(t): ...")
+        try:
+            source = f"{inspect.getsourcefile(expr)}::{hname}"
+        except TypeError:
+            source = ""
+        control_pairs = tuple(c if isinstance(c, tuple) else (c, None) for c in _as_tuple(controls))
+        return Hypothesis(
+            name=hname,
+            expr=expr,
+            corpora=_as_tuple(corpus),
+            target=_target(hname, neuron, layer, unit),
+            thresholds=_check_thresholds(hname, thresholds),
+            description=inspect.getdoc(expr) or "",
+            also_on=_as_tuple(also_on),
+            controls=control_pairs,
+            source=source,
+            xfail_reason=xfail,
+            threshold_rule=threshold_rule,
+        )
+
+    return decorate
+
+
+class ColumnTracer:
+    """A stand-in token table that records which columns an expression reads, without any data.
+
+    Each column access returns a one-element array of the column's dtype so that the expression's operators run.
+    An unknown column raises InvalidArgument naming the hypothesis and suggesting the nearest column names.
+    """
+
+    def __init__(self, columns: Mapping[str, np.dtype[Any] | str], *, where: str = "the expression") -> None:
+        self._columns = dict(columns)
+        self._where = where
+        self.used: list[str] = []
+
+    def col(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            near = difflib.get_close_matches(name, self._columns, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise InvalidArgument(f"{self._where} reads unknown column {name!r}{hint}")
+        self.used.append(name)
+        dtype = np.dtype(self._columns[name])
+        return np.zeros(1, dtype=dtype)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.col(name)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.col(name)
+
+
+def trace_columns(h: Hypothesis, columns: Mapping[str, Any]) -> list[str]:
+    """Run `h`'s expression on a tracer; return the columns it reads (raises on unknown columns)."""
+    tracer = ColumnTracer(columns, where=h.where())
+    h.expr(tracer)
+    return tracer.used
