@@ -13,7 +13,7 @@ __all__ = ["main"]
 
 # Modules that add their own subcommands: each has `register(subparsers)` which adds parsers whose defaults set
 # `func(args) -> int`. They must import nothing heavy at module level.
-_SUBCOMMAND_MODULES: list[str] = []
+_SUBCOMMAND_MODULES: list[str] = ["featuretests.corpora.cli"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

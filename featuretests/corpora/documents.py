@@ -13,7 +13,8 @@ class GoldSpan:
 
     `labels` maps column names to values, using the same column names as the predicted labellers (``pos``, ``tag``,
     ``lemma``, ``dep``, ``head``, ``morph``, ``ent_type``, ``ent_iob``, ``sense``) so a hypothesis reads the same
-    either way.
+    either way. A column is present only where the source gives a value (CoNLL-U "_" and empty cells are left out).
+    The readers in `featuretests.corpora.readers` document the further columns they add.
     """
 
     start: int
@@ -23,13 +24,19 @@ class GoldSpan:
 
 @dataclass(frozen=True)
 class Document:
-    """One document. `doc_id` is stable across runs and machines (corpus name, relative path, chunk)."""
+    """One document. `doc_id` is stable across runs and machines (corpus name, relative path, chunk).
+
+    `gold` holds gold annotations sorted by start; `metadata` holds facts about the whole document that are not
+    spans (its split, source file, a synthetic generator's parameters such as an offset). Neither takes part in
+    equality.
+    """
 
     doc_id: str
     text: str
     lang: str  # ISO 639-1 ("en", "de", "nl", "af") or "code"
     domain: str  # "prose", "python", "latex", "javascript", "base64", ...
     gold: tuple[GoldSpan, ...] = field(default=(), compare=False)  # gold annotations, sorted by start
+    metadata: dict[str, str | int] = field(default_factory=dict, compare=False)
 
 
 def chunk_text(text: str, *, max_chars: int) -> list[str]:
