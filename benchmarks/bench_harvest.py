@@ -1,0 +1,211 @@
+"""Benchmark of featuretests.harvest on a toy-size 1L model (d_model 128, d_mlp 512, n_ctx 256, vocab 4096).
+
+Measures tokens/s of
+  (a) the bare forward pass stopped after the hooked layer (a hook that raises; no copy, no storage),
+  (b) harvest (early stop + float16 store + summaries), into a fresh cache directory,
+  (c) run_with_cache(names_filter=hook), the full forward pass,
+prints harvest/(a) (goal >= 0.9) and harvest/(c) (goal >= 1.5), then runs harvest again with the cache warm and
+prints the forward passes it ran (goal 0). Last, in a subprocess, the peak RSS of harvesting --rss-tokens tokens
+(default 1M) of a 2L model (2 x 512 units), read with getrusage(RUSAGE_CHILDREN) (goal < 4 GB).
+
+Run with `nice -n 10 .venv/bin/python benchmarks/bench_harvest.py`. Another job on the machine slows every figure;
+the ratios compare runs made in the same invocation, interleaved, which is what they are for. Each figure is the best
+of --repeats runs, in wall time and in process CPU time (all threads; less sensitive to the other job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# OpenMP's default active spin-wait, on 2 cores shared with another job, doubles the cost of the many small parallel
+# regions of a toy-model forward pass, and an extra thread (harvest's writer) changes how much it spins: measured
+# 1.9x between policies. PASSIVE makes the three measurements comparable; pass OMP_WAIT_POLICY=ACTIVE to see the other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+
+HOOK = "blocks.0.mlp.hook_post"
+
+
+def toy_config(n_layers: int) -> dict[str, Any]:
+    return {
+        "n_layers": n_layers,
+        "d_model": 128,
+        "n_heads": 4,
+        "d_head": 32,
+        "d_mlp": 512,
+        "d_vocab": 4096,
+        "n_ctx": 256,
+        "act_fn": "gelu",
+        "normalization_type": "LN",
+        "seed": 0,
+        "model_name": f"bench-{n_layers}l",
+    }
+
+
+def toy_model(n_layers: int) -> Any:
+    from featuretests.models.loader import LoadedModel, build_model
+
+    config = toy_config(n_layers)
+    bridge = build_model(config)
+    bridge.eval()
+    return LoadedModel(f"bench-{n_layers}l", bridge, None, config, f"untrained-seed0-{n_layers}l", "cpu")
+
+
+def random_windows(n_tokens: int, n_ctx: int = 256, vocab: int = 4096, seed: int = 0) -> np.ndarray:
+    n_windows = -(-n_tokens // (n_ctx - 1))
+    windows = np.random.default_rng(seed).integers(1, vocab, size=(n_windows, n_ctx), dtype=np.int64)
+    windows[:, 0] = 0  # BOS
+    return windows
+
+
+class _Stop(Exception):
+    pass
+
+
+def bare_forward(model: Any, windows: np.ndarray, batch_size: int) -> float:
+    """(a): seconds for the forward passes stopped at HOOK, nothing kept."""
+    import torch
+
+    def stop(tensor: Any, hook: Any) -> None:
+        raise _Stop
+
+    tokens = torch.from_numpy(windows)
+    start = time.perf_counter()
+    with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(HOOK, stop)]):
+        for b0 in range(0, len(windows), batch_size):
+            with contextlib.suppress(_Stop):
+                model.bridge(tokens[b0 : b0 + batch_size])
+    return time.perf_counter() - start
+
+
+def full_run_with_cache(model: Any, windows: np.ndarray, batch_size: int) -> float:
+    """(c): seconds for run_with_cache(names_filter=HOOK) over every batch (full forward pass)."""
+    import torch
+
+    tokens = torch.from_numpy(windows)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for b0 in range(0, len(windows), batch_size):
+            _, cache = model.bridge.run_with_cache(tokens[b0 : b0 + batch_size], names_filter=HOOK)
+            cache[HOOK].half()  # what (b) stores, so the comparison is like for like
+    return time.perf_counter() - start
+
+
+def run_harvest(model: Any, windows: np.ndarray, batch_size: int, cache_dir: Path, hooks: list[str]) -> Any:
+    from featuretests.harvest import harvest
+
+    return harvest(model, windows, key="bench", cache_dir=cache_dir, hooks=hooks, batch_size=batch_size)
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, float, Any]:
+    """(wall seconds, process CPU seconds over all threads, result) of fn(*args)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
+def speed(args: argparse.Namespace) -> None:
+    import torch
+
+    from featuretests.harvest import forward_passes
+
+    print(
+        f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+        f"batch {args.batch_size} windows, {args.tokens} tokens"
+    )
+    model = toy_model(1)
+    windows = random_windows(args.tokens)
+    n = windows.shape[0] * (windows.shape[1] - 1)  # stored tokens (BOS skipped)
+    bare_forward(model, windows[: args.batch_size], args.batch_size)  # warm-up
+    wall: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    cpu: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.repeats):  # interleaved, so that background load hits all three alike
+            runs = {
+                "a": (bare_forward, model, windows, args.batch_size),
+                "b": (run_harvest, model, windows, args.batch_size, Path(tmp) / f"r{rep}", [HOOK]),
+                "c": (full_run_with_cache, model, windows, args.batch_size),
+            }
+            for name, (fn, *fn_args) in runs.items():
+                before = forward_passes()
+                w, c, out = _timed(fn, *fn_args)
+                wall[name].append(w)
+                cpu[name].append(c)
+                if name == "b":
+                    store = out
+                    assert forward_passes() - before == -(-len(windows) // args.batch_size)
+        rate = {k: n / min(v) for k, v in wall.items()}
+        labels = {"a": "bare truncated forward", "b": "harvest (store+summary)", "c": "run_with_cache, full"}
+        for k, label in labels.items():
+            print(f"({k}) {label:24s}: {rate[k]:9.0f} tokens/s wall, {n / min(cpu[k]):9.0f} tokens per CPU-second")
+        print(f"harvest/(a) = {rate['b'] / rate['a']:.2f} wall, {min(cpu['a']) / min(cpu['b']):.2f} CPU (goal >= 0.9)")
+        print(f"harvest/(c) = {rate['b'] / rate['c']:.2f} wall, {min(cpu['c']) / min(cpu['b']):.2f} CPU (goal >= 1.5)")
+        before = forward_passes()
+        w, _, again = _timed(run_harvest, model, windows, args.batch_size, Path(tmp) / "r0", [HOOK])
+        print(
+            f"warm cache: {forward_passes() - before} forward passes (store says {again.forward_passes}; goal 0), "
+            f"{w:.2f} s to open and verify {store.n_tokens} x {store.width(HOOK)} values"
+        )
+
+
+def rss_child(n_tokens: int, batch_size: int, cache_dir: str) -> None:
+    """Runs in the subprocess: harvest n_tokens over both layers of a 2L model."""
+    from featuretests.harvest import default_hooks
+
+    model = toy_model(2)
+    windows = random_windows(n_tokens, seed=1)
+    start = time.perf_counter()
+    store = run_harvest(model, windows, batch_size, Path(cache_dir), default_hooks(model))
+    seconds = time.perf_counter() - start
+    print(f"child: {store.n_tokens} tokens x {sum(store.width(h) for h in store.hooks)} units in {seconds:.0f} s")
+
+
+def rss(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--rss-child",
+            str(args.rss_tokens),
+            "--batch-size",
+            str(args.batch_size),
+            "--cache-dir",
+            tmp,
+        ]
+        subprocess.run(cmd, check=True)
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+    print(f"peak RSS of the 2L harvest: {peak_kb / 1024**2:.2f} GB (goal < 4 GB); store on disk {size / 1e9:.2f} GB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--rss-tokens", type=int, default=1_000_000, help="0 skips the RSS measurement")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child, args.batch_size, args.cache_dir)
+        return
+    if args.tokens:
+        speed(args)
+    if args.rss_tokens:
+        rss(args)
+
+
+if __name__ == "__main__":
+    main()
