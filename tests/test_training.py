@@ -106,7 +106,8 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
     spec = _spec(tokens=100 * 4 * 32, warmup_steps=10, lr=1.0, min_lr_fraction=0.1)
     lrs = [spec.lr_at(s) for s in range(spec.steps)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
-    assert all(x >= y for x, y in itertools.pairwise(lrs))
+    assert all(x < y for x, y in itertools.pairwise(lrs[:10])), "warm-up must rise"
+    assert all(x >= y for x, y in itertools.pairwise(lrs[9:])), "after the peak the schedule must only decay"
     assert lrs[-1] == pytest.approx(0.1, abs=0.01)
 
 
