@@ -13,7 +13,7 @@ __all__ = ["main"]
 
 # Modules that add their own subcommands: each has `register(subparsers)` which adds parsers whose defaults set
 # `func(args) -> int`. They must import nothing heavy at module level.
-_SUBCOMMAND_MODULES: list[str] = ["featuretests.corpora.cli"]
+_SUBCOMMAND_MODULES: list[str] = ["featuretests.corpora.cli", "featuretests.cli_research"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -52,7 +52,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise FeatureTestsError(f"unknown toy model(s) {unknown}; choose from {', '.join(TOY_MODELS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"tokens": args.tokens} if args.tokens else {}
+    overrides: dict[str, int] = {}
+    if args.tokens:
+        overrides["tokens"] = args.tokens
+    if args.vocab:
+        overrides["d_vocab"] = args.vocab
     out_dir = Path(args.out_dir) if args.out_dir else None
     cards = train_and_ship(
         names,
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--tokens", type=int, default=0, help="override the token budget (for trials)")
+    p.add_argument("--vocab", type=int, default=0, help="override the vocabulary size (trains a new tokenizer)")
     p.set_defaults(func=_cmd_train)
 
     for module in _SUBCOMMAND_MODULES:

@@ -6,7 +6,7 @@ Threshold of a boolean hypothesis (``threshold_rule``):
 - ``"best_f1"`` (default): the unit's best-F1 threshold is chosen on half of the documents (a seeded split by
   document) and every metric is reported on the other half, so the threshold is never fitted on what it is judged on;
 - ``"zero"``: the unit fires when its activation is > 0; a number: that fixed threshold.
-Confidence intervals: percentile bootstrap over documents of the report half (200 resamples).
+Confidence intervals: percentile bootstrap over documents of the report half (100 resamples).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from featuretests.spec import BOOLEAN_METRICS, Hypothesis
 
 __all__ = ["UnitVerdict", "judge_boolean", "judge_numeric", "label_kind", "metric_entry"]
 
-N_BOOTSTRAP = 200
+N_BOOTSTRAP = 100
 SHOWN_BOOLEAN = ("precision", "recall", "f1", "auroc")
 
 

@@ -1,0 +1,150 @@
+"""Research subcommands: ``search``, ``show``, ``report`` and ``compare`` (registered into `featuretests.cli`).
+
+Nothing heavy is imported until a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _session(args: argparse.Namespace) -> Any:
+    from featuretests.session import Session
+
+    return Session(
+        model=args.model, profile=args.profile, device=args.device, cache_dir=args.cache_dir, data_root=args.data_root
+    )
+
+
+def _expression(text: str) -> Any:
+    """Compile ``"(t.indent_level == 3) & t.line_start"`` into a function of the token table ``t``."""
+    from featuretests.errors import InvalidArgument
+
+    try:
+        code = compile(text, "<expression>", "eval")
+    except SyntaxError as exc:
+        raise InvalidArgument(f"expression {text!r} is not valid Python: {exc.msg}") from None
+    return lambda t: eval(code, {"__builtins__": {}}, {"t": t})
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from featuretests.judging import best_unit
+    from featuretests.spec import Hypothesis, Target
+
+    session = _session(args)
+    h = Hypothesis(
+        name="search",
+        expr=_expression(args.expression),
+        corpora=(args.corpus,),
+        target=Target((), args.layer, args.unit),
+        thresholds={args.metric: 0.0},
+    )
+    neuron, rows = best_unit(session, h, args.corpus)
+    if args.json:
+        print(json.dumps({"expression": args.expression, "corpus": args.corpus, "best": str(neuron), "top": rows}))
+        return 0
+    print(f"{args.expression}  on {args.corpus} ({session.profile}), ranked by {args.metric}:")
+    for r in rows:
+        ci = f"[{r['low']:.3f}, {r['high']:.3f}]" if r["low"] is not None else ""
+        print(f"  {r['neuron']:<9} {r['value']}  {ci}  p_adj {r['p_adjusted']}{'  *' if r['significant'] else ''}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from featuretests.models.neurons import parse_neuron
+    from featuretests.pages import neuron_page
+    from featuretests.render.html import neuron_page_name, render_html_report
+    from featuretests.report.schema import SCHEMA
+
+    session = _session(args)
+    neuron = parse_neuron(args.neuron).check(
+        n_layers=session.model.n_layers, n_units=session.model.d_mlp, model=session.model.name
+    )
+    page = neuron_page(session, args.corpus, neuron)
+    s = page["summary"]
+    print(
+        f"{session.model.name} {neuron} on {args.corpus}: max {s['max']}, mean {s['mean']}, "
+        f"fires on {s['frac_positive']:.1%} of tokens"
+    )
+    for ctx in page["top_contexts"][:10]:
+        toks = [f"[[{t}]]" if i == ctx["focus"] else t for i, t in enumerate(ctx["tokens"])]
+        print(f"  {ctx['activation']:+.3f}  {''.join(toks)!r}")
+    if page["dla"]:
+        print("  boosts:    " + " ".join(repr(t) for t, _ in page["dla"]["boosted"][:8]))
+        print("  suppresses:" + " ".join(repr(t) for t, _ in page["dla"]["suppressed"][:8]))
+    key = f"{session.model.name}/{neuron}"
+    out = Path(args.out)
+    results = {"schema": SCHEMA, "provenance": session.provenance(), "hypotheses": [], "neurons": {key: page}}
+    render_html_report(results, out)
+    print(f"page: {out / neuron_page_name(key)}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from featuretests.render import render_html_report, render_summary
+    from featuretests.report.schema import load_results
+
+    results = load_results(Path(args.results))
+    out = Path(args.out) if args.out else Path(args.results).parent
+    (out / "summary.md").write_text(render_summary(results), encoding="utf-8")
+    index = render_html_report(results, out / "html")
+    print(f"wrote {out / 'summary.md'} and {index}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from featuretests.report.compare import compare_results
+    from featuretests.report.schema import load_results
+
+    allowed = {}
+    for item in args.allow:
+        metric, _, value = item.partition("=")
+        allowed[metric] = float(value)
+    regressions = compare_results(load_results(Path(args.old)), load_results(Path(args.new)), allowed=allowed)
+    for r in regressions:
+        print(r.message())
+    print(f"{len(regressions)} regression(s)")
+    return 1 if regressions else 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="toy-gelu-1l", help="toy name, model directory or hub name")
+    p.add_argument("--profile", default="quick", help="corpus sample: quick or full")
+    p.add_argument("--device", default=None, help="cpu or cuda")
+    p.add_argument("--cache-dir", default=None, help="token tables and activations (.cache/featuretests)")
+    p.add_argument("--data-root", default=None, help="the shared corpora folder")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("search", help="rank every neuron for a label expression over the token table")
+    p.add_argument("expression", help='e.g. "(t.indent_level == 3) & t.line_start"')
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--metric", default="auroc", help="auroc, f1, precision, ...")
+    p.add_argument("--layer", type=int, default=None)
+    p.add_argument("--unit", default="mlp.post")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("show", help="a neuron's summary in the terminal and its HTML page")
+    p.add_argument("neuron", help="e.g. L0N412")
+    p.add_argument("--corpus", default="python-stdlib")
+    p.add_argument("--out", default="reports/html")
+    _common(p)
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("report", help="re-render summary.md and the HTML report from a results.json")
+    p.add_argument("results", nargs="?", default="reports/results.json")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="compare two results.json files; exit 1 on regressions")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--allow", action="append", default=[], metavar="METRIC=DROP")
+    p.set_defaults(func=_cmd_compare)

@@ -1,0 +1,37 @@
+"""Languages: ' die' in German vs Dutch vs Afrikaans, and language identity, on the Universal Dependencies
+treebanks (gold text, one language per document).
+
+' die' is an article/pronoun in German and Afrikaans and a demonstrative in Dutch: a neuron that fires on German
+' die' but not Dutch ' die' must use context, not the token. Thresholds: precision >= 0.7 on the German-only label
+means Dutch and Afrikaans ' die' rarely trigger it.
+"""
+
+import featuretests as ft
+
+ud = ft.corpus("ud")
+ud_nl = ft.corpus("ud-nl-alpino")
+
+
+@ft.hypothesis(
+    ud,
+    precision=0.7,
+    recall=0.5,
+    controls=[(ud_nl, lambda t: t.text == " die")],
+    xfail="toy-gelu-1l quick: best L0N354 precision 0.02 [0.00, 0.04], recall 0.63 [0.44, 1.00], AUROC 0.91"
+    " (needs precision 0.7, recall 0.5)",
+)
+def die_is_german(t):
+    """Some neuron fires on ' die' in German text and stays silent on ' die' in Dutch text."""
+    return (t.text == " die") & (t.lang == "de")
+
+
+@ft.hypothesis(ud, auroc=0.9)
+def german_text(t):
+    """Some neuron fires on German text (a language neuron, judged on every token)."""
+    return t.lang == "de"
+
+
+@ft.hypothesis(ud, auroc=0.9)
+def afrikaans_text(t):
+    """Some neuron fires on Afrikaans text, which is close to Dutch."""
+    return t.lang == "af"

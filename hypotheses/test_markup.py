@@ -1,0 +1,38 @@
+"""LaTeX and base64: \\left and \\right commands, math mode, and base64 context.
+
+\\left and \\right come in pairs; a detector should be precise (>= 0.7). Math mode and base64 are context
+features: AUROC >= 0.85 by search.
+"""
+
+import featuretests as ft
+
+latex = ft.corpus("latex")
+b64 = ft.corpus("synthetic-base64")
+
+
+@ft.hypothesis(
+    latex,
+    precision=0.7,
+    recall=0.5,
+    xfail="toy-gelu-1l quick: best L0N11 precision 0.08 [0.01, 0.19], recall 0.25 [0.10, 0.32], AUROC 0.66"
+    " (needs precision 0.7, recall 0.5)",
+)
+def left_right(t):
+    """Some neuron fires on the commands \\left and \\right."""
+    return (t.latex_command == "\\left") | (t.latex_command == "\\right")
+
+
+@ft.hypothesis(
+    latex,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N443 auroc 0.80 [0.76, 0.84]; needs auroc 0.85",
+)
+def math_mode(t):
+    """Some neuron fires inside math mode ($...$, equation, align, ...)."""
+    return t.in_math
+
+
+@ft.hypothesis(b64, auroc=0.85)
+def base64_context(t):
+    """Some neuron fires inside base64 blobs embedded in prose (exact spans from the synthetic corpus)."""
+    return t.in_base64

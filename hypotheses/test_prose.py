@@ -1,0 +1,35 @@
+"""English prose: parts of speech and proper nouns with gold UD annotations (EWT), entities from Universal NER.
+
+Gold labels fill the same columns as spaCy's (pos, ent_type, ...), so the same expression works on predicted
+labels. A syntactic feature found by search must reach AUROC >= 0.85.
+"""
+
+import featuretests as ft
+
+ewt = ft.corpus("ud-en-ewt")
+
+
+@ft.hypothesis(
+    ewt,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N9 auroc 0.70 [0.67, 0.74]; needs auroc 0.85",
+)
+def proper_nouns(t):
+    """Some neuron fires on proper nouns (gold UPOS PROPN)."""
+    return t.pos == "PROPN"
+
+
+@ft.hypothesis(ewt, auroc=0.85)
+def determiners(t):
+    """Some neuron fires on determiners (gold UPOS DET: the, a, this, ...)."""
+    return t.pos == "DET"
+
+
+@ft.hypothesis(
+    ewt,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N371 auroc 0.68 [0.66, 0.70]; needs auroc 0.85",
+)
+def sentence_start(t):
+    """Some neuron fires on the first token of a sentence."""
+    return t.sent_start

@@ -1,0 +1,79 @@
+"""Python code features of the toy model, on the running interpreter's standard library (always available).
+
+Thresholds say what a researcher would accept as "this neuron detects X", fixed before looking at the numbers:
+a token detector must be precise (precision >= 0.7: most of its firing is on that token) and cover most of the
+token's occurrences (recall >= 0.5); a context feature found by search must separate its tokens well
+(AUROC >= 0.85). The neuron ids come from a search run on toy-gelu-1l (featuretests search, quick profile).
+"""
+
+import featuretests as ft
+
+python = ft.corpus("python-stdlib")
+
+
+@ft.hypothesis(python, neuron="L0N323", precision=0.7, recall=0.5, auroc=0.95)
+def self_token(t):
+    """L0N323 fires on the token ' self' (a single-token detector, the simplest kind of neuron)."""
+    return t.text == " self"
+
+
+@ft.hypothesis(python, neuron="L0N40", precision=0.7, recall=0.5)
+def open_paren(t):
+    """L0N40 fires on an opening parenthesis token '('."""
+    return t.text == "("
+
+
+@ft.hypothesis(python, auroc=0.85)
+def numbers(t):
+    """Some neuron fires on number tokens in code (a search over all neurons)."""
+    return t.is_number
+
+
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N354 auroc 0.82 [0.79, 0.85]; needs auroc 0.85",
+)
+def keywords(t):
+    """Some neuron fires on Python keywords (if, for, return, ...), identified with the tokenize module."""
+    return t.is_keyword
+
+
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N141 auroc 0.79 [0.75, 0.84]; needs auroc 0.85",
+)
+def indent_level_3(t):
+    """Some neuron fires on the first token of a line indented three levels (the indentation-tracking question)."""
+    return (t.indent_level == 3) & t.line_start
+
+
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N491 auroc 0.71 [0.67, 0.76]; needs auroc 0.85",
+)
+def inside_comment(t):
+    """Some neuron fires inside '#' comments."""
+    return t.in_comment
+
+
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N180 auroc 0.65 [0.61, 0.69]; needs auroc 0.85",
+)
+def inside_string(t):
+    """Some neuron fires inside string literals."""
+    return t.in_string
+
+
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N348 auroc 0.82 [0.70, 0.88]; needs auroc 0.85",
+)
+def nested_brackets(t):
+    """Some neuron fires at bracket nesting depth two or more (the bracket-depth question)."""
+    return t.bracket_nesting >= 2
