@@ -32,11 +32,14 @@ def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[
     from featuretests.search import rank_units
 
     table, y = session._labels(h, corpus)
-    if label_kind(y) != "bool":
-        raise FeatureTestsError(f"{h.where()}: a search needs a boolean label; name a neuron for numeric labels")
+    kind = label_kind(y)
+    if kind not in ("bool", "numeric"):
+        raise FeatureTestsError(f"{h.where()}: a search needs a boolean or numeric label; name a neuron for {kind}")
     layers = [h.target.layer] if h.target.layer is not None else list(range(session.model.n_layers))
     blocks = [session.acts(corpus, layer, h.target.unit_kind) for layer in layers]
     names = [f"L{layer}N{i}" for layer, b in zip(layers, blocks, strict=True) for i in range(b.shape[1])]
+    if kind == "numeric":
+        return _best_correlated_unit(h, np.concatenate(blocks, axis=1), np.asarray(y, dtype=np.float64), names)
     ranking = rank_units(
         np.concatenate(blocks, axis=1),
         y,
@@ -62,6 +65,39 @@ def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[
         for r in ranking.top
     ]
     layer, index = ranking.top[0].name[1:].split("N")
+    return NeuronId(int(layer), int(index)), rows
+
+
+def _best_correlated_unit(
+    h: Hypothesis, acts: np.ndarray, y: np.ndarray, names: list[str]
+) -> tuple[NeuronId, list[dict[str, Any]]]:
+    """Numeric search: every unit ranked by its correlation with y (h's first correlation threshold; Spearman).
+
+    The correlation is signed: "rises with" is the claim, so a unit that falls with the label ranks low. No
+    p-values: with tens of thousands of tokens any |r| worth reporting is far beyond chance, and the judged unit's
+    bootstrap CI (resampling documents) is what the verdict uses.
+    """
+    from featuretests.metrics.numeric import pearson, spearman
+
+    metric = next((m for m in h.thresholds if m in ("spearman", "pearson")), "spearman")
+    scores = (spearman if metric == "spearman" else pearson)(acts, y).filled(-np.inf)  # undefined ranks last
+    top = np.argsort(-scores, kind="stable")[:SEARCH_TOP]
+    if not np.isfinite(scores[top[0]]):
+        raise FeatureTestsError(f"{h.where()}: the label or every unit is constant; no correlation is defined")
+    rows = [
+        {
+            "neuron": names[i],
+            "metric": metric,
+            "value": _r(scores[i]),
+            "low": None,
+            "high": None,
+            "p_adjusted": None,
+            "significant": None,
+        }
+        for i in top
+        if np.isfinite(scores[i])
+    ]
+    layer, index = names[top[0]][1:].split("N")
     return NeuronId(int(layer), int(index)), rows
 
 
@@ -215,7 +251,12 @@ def format_failure(r: dict[str, Any]) -> str:
     lines = [f"hypothesis {r['name']!r} does not hold for {r['neuron']} on {', '.join(r['corpora'])}"]
     if r.get("description"):
         lines.append(f"  claim: {r['description'].splitlines()[0]}")
-    lines.append(f"  {r['tokens']:,} tokens, label true on {r.get('label_positives')} · threshold {r.get('threshold')}")
+    if r.get("label_positives") is None:  # a numeric or categorical label: no positives, no threshold
+        lines.append(f"  {r['tokens']:,} tokens, {r.get('kind', 'numeric')} label")
+    else:
+        lines.append(
+            f"  {r['tokens']:,} tokens, label true on {r['label_positives']:,} · threshold {r.get('threshold')}"
+        )
     lines.append(f"  {'metric':<18} {'measured [95% CI]':<28} required")
     for name, entry in r["metrics"].items():
         need = r["thresholds"].get(name)

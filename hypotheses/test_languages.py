@@ -10,18 +10,19 @@ import featuretests as ft
 
 ud = ft.corpus("ud")
 ud_nl = ft.corpus("ud-nl-alpino")
+ud_af = ft.corpus("ud-af-afribooms")
 
 
 @ft.hypothesis(
     ud,
     precision=0.7,
     recall=0.5,
-    controls=[(ud_nl, lambda t: t.text == " die")],
+    controls=[(ud_nl, lambda t: t.text == " die"), (ud_af, lambda t: t.text == " die")],
     xfail="toy-gelu-1l quick: best L0N354 precision 0.02 [0.00, 0.04], recall 0.63 [0.44, 1.00], AUROC 0.91"
     " (needs precision 0.7, recall 0.5)",
 )
 def die_is_german(t):
-    """Some neuron fires on ' die' in German text and stays silent on ' die' in Dutch text."""
+    """Some neuron fires on ' die' in German text and stays silent on ' die' in Dutch and Afrikaans text."""
     return (t.text == " die") & (t.lang == "de")
 
 

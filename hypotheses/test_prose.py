@@ -7,6 +7,7 @@ labels. A syntactic feature found by search must reach AUROC >= 0.85.
 import featuretests as ft
 
 ewt = ft.corpus("ud-en-ewt")
+ner = ft.corpus("ner-en")
 
 
 @ft.hypothesis(
@@ -33,3 +34,23 @@ def determiners(t):
 def sentence_start(t):
     """Some neuron fires on the first token of a sentence."""
     return t.sent_start
+
+
+@ft.hypothesis(
+    ner,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N66 auroc 0.66 [0.63, 0.69] (needs auroc 0.85)",
+)
+def person_entities(t):
+    """Some neuron fires on tokens inside a person's name (gold Universal NER PER spans)."""
+    return t.ent_type == "PER"
+
+
+@ft.hypothesis(
+    ner,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N169 auroc 0.70 [0.66, 0.74] (needs auroc 0.85)",
+)
+def location_entities(t):
+    """Some neuron fires on tokens inside a place name (gold Universal NER LOC spans)."""
+    return t.ent_type == "LOC"
