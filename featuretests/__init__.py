@@ -27,6 +27,7 @@ __all__ = [
     "Session",
     "__version__",
     "corpus",
+    "falsify",
     "hook_name",
     "hypothesis",
     "list_corpora",
@@ -47,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from featuretests.session import Session
 
         return Session
+    if name == "falsify":  # imported lazily: it pulls in Hypothesis and the labellers
+        from featuretests.falsify import falsify
+
+        return falsify
     raise AttributeError(f"module 'featuretests' has no attribute {name!r}")
