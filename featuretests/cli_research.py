@@ -48,7 +48,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"expression": args.expression, "corpus": args.corpus, "best": str(neuron), "top": rows}))
         return 0
-    print(f"{args.expression}  on {args.corpus} ({session.profile}), ranked by {args.metric}:")
+    metric = rows[0]["metric"] if rows else args.metric  # the metric used (a numeric label ranks by correlation)
+    print(f"{args.expression}  on {args.corpus} ({session.profile}), ranked by {metric}:")
     for r in rows:
         ci = f"[{r['low']:.3f}, {r['high']:.3f}]" if r["low"] is not None else ""
         print(f"  {r['neuron']:<9} {r['value']}  {ci}  p_adj {r['p_adjusted']}{'  *' if r['significant'] else ''}")
@@ -98,13 +99,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from featuretests.errors import InvalidArgument
     from featuretests.report.compare import compare_results
     from featuretests.report.schema import load_results
+    from featuretests.spec import METRIC_RANGES
 
     allowed = {}
     for item in args.allow:
-        metric, _, value = item.partition("=")
-        allowed[metric] = float(value)
+        metric, sep, value = item.partition("=")
+        try:
+            allowed[metric.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or metric.strip() not in METRIC_RANGES:
+            raise InvalidArgument(
+                f"--allow expects METRIC=DROP with a known metric ({', '.join(METRIC_RANGES)}), e.g. "
+                f"precision=0.05; got {item!r}"
+            )
     regressions = compare_results(load_results(Path(args.old)), load_results(Path(args.new)), allowed=allowed)
     for r in regressions:
         print(r.message())

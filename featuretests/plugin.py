@@ -84,6 +84,8 @@ class _PluginState:
 
 
 def _parse_allowed(items: list[str]) -> dict[str, float]:
+    from featuretests.spec import METRIC_RANGES
+
     allowed = {}
     for item in items:
         metric, sep, value = item.partition("=")
@@ -93,6 +95,11 @@ def _parse_allowed(items: list[str]) -> dict[str, float]:
             sep = ""
         if not sep:
             raise pytest.UsageError(f"--ft-allowed-regression expects METRIC=DROP, e.g. precision=0.05; got {item!r}")
+        if metric.strip() not in METRIC_RANGES:
+            raise pytest.UsageError(
+                f"--ft-allowed-regression {item!r}: unknown metric {metric.strip()!r}; "
+                f"known: {', '.join(METRIC_RANGES)}"
+            )
     return allowed
 
 
@@ -102,7 +109,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "featuretests(model=None, profile=None, device=None): run this test's hypotheses with another model, "
         "corpus profile or device",
     )
-    config.stash[_STATE] = _PluginState(config)
+    state = config.stash[_STATE] = _PluginState(config)
+    if state.baseline:  # a bad baseline fails before the run, not after it
+        from featuretests.errors import InvalidArgument
+        from featuretests.report.schema import load_results
+
+        try:
+            load_results(Path(state.baseline))
+        except InvalidArgument as exc:
+            raise pytest.UsageError(f"--ft-baseline: {exc}") from None
+    config.pluginmanager.register(_CollectionChecks(config), "featuretests-collection-checks")
     config.pluginmanager.register(_ReportCollector(config), "featuretests-reports")
 
 
@@ -110,17 +126,47 @@ def _state(config: pytest.Config) -> _PluginState:
     return config.stash[_STATE]
 
 
-def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+def _marker_problem(item: pytest.Item) -> str | None:
+    """What is wrong with `item`'s ``featuretests`` marker (None when it is absent or fine)."""
+    import difflib
+
     marker = item.get_closest_marker("featuretests")
     if marker is None:
-        return {}
-    unknown = set(marker.kwargs) - _MARKER_ARGS
-    if marker.args or unknown:
-        raise pytest.UsageError(
-            f"{item.nodeid}: @pytest.mark.featuretests takes only keyword arguments {sorted(_MARKER_ARGS)}; "
-            f"got args {marker.args} and unknown {sorted(unknown)}"
-        )
-    return dict(marker.kwargs)
+        return None
+    usage = (
+        f"{item.nodeid}: @pytest.mark.featuretests takes only the keyword arguments model=, profile= and device=, "
+        'e.g. @pytest.mark.featuretests(model="toy-gelu-2l", profile="quick")'
+    )
+    if marker.args:
+        return f"{usage}; got positional argument(s) {marker.args!r}"
+    unknown = sorted(set(marker.kwargs) - _MARKER_ARGS)
+    if unknown:
+        near = [m for u in unknown for m in difflib.get_close_matches(u, _MARKER_ARGS, n=1)]
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        return f"{usage}; got unknown argument(s) {', '.join(map(repr, unknown))}{hint}"
+    for key, value in marker.kwargs.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            return f"{usage}; {key}= must be a non-empty string, got {value!r}"
+    if marker.kwargs.get("profile") is not None:
+        from featuretests.corpora.sampling import profile_tokens
+        from featuretests.errors import InvalidArgument
+
+        try:
+            profile_tokens(marker.kwargs["profile"])
+        except InvalidArgument as exc:
+            return f"{item.nodeid}: @pytest.mark.featuretests: {exc}"
+    device = marker.kwargs.get("device")
+    if device is not None and device != "cpu" and not device.startswith("cuda"):
+        return f"{item.nodeid}: @pytest.mark.featuretests: device must be 'cpu' or 'cuda[:N]', got {device!r}"
+    return None
+
+
+def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    problem = _marker_problem(item)
+    if problem:
+        raise pytest.UsageError(problem)
+    marker = item.get_closest_marker("featuretests")
+    return {} if marker is None else dict(marker.kwargs)
 
 
 class HypothesisFailed(AssertionError):
@@ -164,6 +210,74 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     if isinstance(obj, Hypothesis):
         return HypothesisItem.from_parent(collector, name=name, hyp=obj)
     return None
+
+
+def _model_config(model: str) -> dict[str, Any] | None:
+    """config.json of a toy model or model directory, read without loading the model (None for a hub name)."""
+    from featuretests.models.zoo import TOY_MODELS, ZOO_DIR
+
+    path = (ZOO_DIR / model if model in TOY_MODELS else Path(model)) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _hypothesis_problem(item: HypothesisItem, model: str) -> str | None:
+    """Spec errors found without data: columns the expressions read, neurons and layers the model lacks."""
+    from featuretests.errors import InvalidArgument
+    from featuretests.models.hooks import UNIT_KINDS
+    from featuretests.spec import ColumnTracer, default_columns
+
+    h = item.hyp
+    for expr in (h.expr, *(e for _, e in h.controls if e is not None)):
+        tracer = ColumnTracer(default_columns(), where=h.where())
+        try:
+            expr(tracer)
+        except InvalidArgument as exc:  # an unknown column; anything else is left to the run, on real data
+            return str(exc)
+        except Exception:
+            pass
+    config = _model_config(model)
+    if config is None or "n_layers" not in config:
+        return None
+    n_layers = int(config["n_layers"])
+    width = UNIT_KINDS[h.target.unit_kind].width
+    if width != "1" and width not in config:
+        return None
+    n_units = 1 if width == "1" else int(config[width])
+    fix = "name a unit that exists, or run with the model it was found in (--ft-model or the featuretests marker)"
+    try:
+        for neuron in h.target.neurons:
+            neuron.check(n_layers=n_layers, n_units=n_units, model=f"model {model!r}")
+    except InvalidArgument as exc:
+        return f"{h.where()}: {exc}; {fix}"
+    if h.target.layer is not None and h.target.layer >= n_layers:
+        return f"{h.where()}: layer {h.target.layer} does not exist: model {model!r} has {n_layers} layer(s); {fix}"
+    return None
+
+
+class _CollectionChecks:
+    """Rejects, at collection, a bad ``featuretests`` marker and hypotheses that cannot run on the model."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pycollect_makeitem(self, collector: pytest.Collector, name: str, obj: object) -> Any:
+        result = yield
+        for item in result if isinstance(result, list) else [result]:
+            if not isinstance(item, pytest.Item):
+                continue
+            problem = _marker_problem(item)
+            if problem is None and isinstance(item, HypothesisItem):
+                marker = item.get_closest_marker("featuretests")
+                model = (marker.kwargs.get("model") if marker else None) or _state(self.config).model
+                problem = _hypothesis_problem(item, model)
+            if problem is not None:
+                raise collector.CollectError(problem)
+        return result
 
 
 @pytest.fixture(scope="session")
@@ -211,17 +325,26 @@ class _ReportCollector:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller writes the reports
             return
         state = _state(self.config)
-        if not state.results or not state.report_dir:
+        if not state.results or not (state.report_dir or state.baseline):
             return
-        from featuretests.report.write import write_reports
+        if state.report_dir:
+            from featuretests.report.write import write_reports
 
-        state.regressions = write_reports(
-            state.results,
-            state.neurons,
-            out_dir=Path(state.report_dir),
-            baseline=Path(state.baseline) if state.baseline else None,
-            allowed=state.allowed,
-        )
+            state.regressions = write_reports(
+                state.results,
+                state.neurons,
+                out_dir=Path(state.report_dir),
+                baseline=Path(state.baseline) if state.baseline else None,
+                allowed=state.allowed,
+            )
+        else:  # a baseline without a report directory: compare only
+            from featuretests.report.compare import compare_results
+            from featuretests.report.schema import load_results
+            from featuretests.report.write import assemble_results
+
+            current = assemble_results(state.results, state.neurons)
+            found = compare_results(load_results(Path(state.baseline)), current, allowed=state.allowed)
+            state.regressions = [r.message() for r in found]
         if state.regressions and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -10,6 +10,7 @@ Errors are `InvalidArgument` naming the hypothesis and, when known, the file tha
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from featuretests.errors import InvalidArgument
 from featuretests.models.hooks import UNIT_KINDS
 from featuretests.models.neurons import NeuronId, parse_neuron
 
-__all__ = ["METRIC_RANGES", "ColumnTracer", "Hypothesis", "Target", "hypothesis"]
+__all__ = ["METRIC_RANGES", "ColumnTracer", "Hypothesis", "Target", "default_columns", "hypothesis", "trace_columns"]
 
 # Metric name -> (lowest, highest) value a threshold may take.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
@@ -85,34 +86,36 @@ class Hypothesis:
         return f"hypothesis {self.name!r}" + (f" ({self.source})" if self.source else "")
 
 
-def _check_thresholds(name: str, thresholds: Mapping[str, float]) -> dict[str, float]:
+def _check_thresholds(where: str, thresholds: Mapping[str, float]) -> dict[str, float]:
+    """`where` names the hypothesis in messages, e.g. ``hypothesis 'f' (file.py::f)``."""
     checked = {}
     for metric, value in thresholds.items():
         if metric not in METRIC_RANGES:
             near = difflib.get_close_matches(metric, METRIC_RANGES, n=3)
             hint = f"; did you mean {', '.join(near)}?" if near else f"; known metrics: {', '.join(METRIC_RANGES)}"
-            raise InvalidArgument(f"hypothesis {name!r}: unknown metric {metric!r}{hint}")
+            raise InvalidArgument(f"{where}: unknown metric {metric!r}{hint}")
         low, high = METRIC_RANGES[metric]
-        if not isinstance(value, int | float) or not (low <= float(value) <= high):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not (low <= float(value) <= high):
             raise InvalidArgument(
-                f"hypothesis {name!r}: threshold {metric}={value!r} is out of range; it must lie in [{low}, {high}]"
+                f"{where}: threshold {metric}={value!r} is out of range; it must be a number in [{low}, {high}]"
             )
         checked[metric] = float(value)
     return checked
 
 
-def _target(name: str, neuron: Any, layer: int | None, unit: str) -> Target:
+def _target(where: str, neuron: Any, layer: int | None, unit: str) -> Target:
+    """`where` names the hypothesis in messages, e.g. ``hypothesis 'f' (file.py::f)``."""
     if unit not in UNIT_KINDS:
-        raise InvalidArgument(f"hypothesis {name!r}: unknown unit kind {unit!r}; known: {', '.join(UNIT_KINDS)}")
+        raise InvalidArgument(f"{where}: unknown unit kind {unit!r}; known: {', '.join(UNIT_KINDS)}")
     if neuron in (None, "best"):
         if layer is not None and (not isinstance(layer, int) or layer < 0):
-            raise InvalidArgument(f"hypothesis {name!r}: layer must be a non-negative int, got {layer!r}")
+            raise InvalidArgument(f"{where}: layer must be a non-negative int, got {layer!r}")
         return Target((), layer, unit)
     items = [neuron] if isinstance(neuron, str | NeuronId) else list(neuron)
     try:
         neurons = tuple(parse_neuron(n) for n in items)
     except InvalidArgument as exc:
-        raise InvalidArgument(f"hypothesis {name!r}: {exc}") from None
+        raise InvalidArgument(f"{where}: {exc}") from None
     return Target(neurons, None, unit)
 
 
@@ -154,13 +157,14 @@ def hypothesis(
             source = f"{inspect.getsourcefile(expr)}::{hname}"
         except TypeError:
             source = ""
+        where = f"hypothesis {hname!r}" + (f" ({source})" if source else "")
         control_pairs = tuple(c if isinstance(c, tuple) else (c, None) for c in _as_tuple(controls))
         return Hypothesis(
             name=hname,
             expr=expr,
             corpora=_as_tuple(corpus),
-            target=_target(hname, neuron, layer, unit),
-            thresholds=_check_thresholds(hname, thresholds),
+            target=_target(where, neuron, layer, unit),
+            thresholds=_check_thresholds(where, thresholds),
             description=inspect.getdoc(expr) or "",
             also_on=_as_tuple(also_on),
             controls=control_pairs,
@@ -187,7 +191,7 @@ class ColumnTracer:
     def col(self, name: str) -> np.ndarray:
         if name not in self._columns:
             near = difflib.get_close_matches(name, self._columns, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            hint = f"; did you mean {', '.join(near)}?" if near else f"; known columns: {', '.join(self._columns)}"
             raise InvalidArgument(f"{self._where} reads unknown column {name!r}{hint}")
         self.used.append(name)
         dtype = np.dtype(self._columns[name])
@@ -200,6 +204,20 @@ class ColumnTracer:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.col(name)
+
+
+@functools.cache
+def default_columns() -> dict[str, np.dtype[Any]]:
+    """Column name -> dtype of the token tables `Session` builds (core and default labellers), without any data.
+
+    Lets the pytest plugin trace a hypothesis's expression at collection time, before a model or corpus loads.
+    """
+    from featuretests.labels import default_labellers
+    from featuretests.tokens import CORE_COLUMNS
+
+    specs = [*CORE_COLUMNS, *(spec for lab in default_labellers() for spec in lab.columns())]
+    kinds = {"bool": np.dtype(bool), "int": np.dtype(np.int64), "str": np.dtype(str)}
+    return {spec.name: kinds[spec.kind] for spec in specs}
 
 
 def trace_columns(h: Hypothesis, columns: Mapping[str, Any]) -> list[str]:
