@@ -207,9 +207,16 @@ class HypothesisItem(pytest.Item):
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
     from featuretests.spec import Hypothesis
 
-    if isinstance(obj, Hypothesis):
+    if isinstance(obj, Hypothesis) and not name.startswith("_") and _defined_in(obj, collector):
         return HypothesisItem.from_parent(collector, name=name, hyp=obj)
     return None
+
+
+def _defined_in(hyp: Any, collector: pytest.Collector) -> bool:
+    """Whether `hyp` was written in the collector's file: one imported from another test file would run twice."""
+    source = hyp.source.rsplit("::", 1)[0]
+    path = getattr(collector, "path", None)
+    return not source or path is None or Path(source).resolve() == Path(path).resolve()
 
 
 def _model_config(model: str) -> dict[str, Any] | None:

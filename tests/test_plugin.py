@@ -303,3 +303,17 @@ def test_importing_the_plugin_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_imported_and_private_hypotheses_are_not_collected_twice(pytester: pytest.Pytester, env: Env) -> None:
+    pytester.makepyfile(
+        test_hyps=HYPOTHESES,
+        test_reuse="from test_hyps import paren_loose, brackets\n"
+        "import featuretests as ft\n\n"
+        "@ft.hypothesis(brackets, neuron='L0N3', auroc=0.0)\n"
+        "def _helper(t):\n    return t.text == '('\n",
+    )
+    result = pytester.runpytest(*env.args, "--collect-only", "-q")
+    out = result.stdout.str()
+    assert "test_hyps.py::paren_loose" in out
+    assert "test_reuse.py" not in out, "a hypothesis imported from another file or named _x must not be collected"
