@@ -13,7 +13,12 @@ __all__ = ["main"]
 
 # Modules that add their own subcommands: each has `register(subparsers)` which adds parsers whose defaults set
 # `func(args) -> int`. They must import nothing heavy at module level.
-_SUBCOMMAND_MODULES: list[str] = ["featuretests.corpora.cli", "featuretests.cli_research"]
+_SUBCOMMAND_MODULES: list[str] = [
+    "featuretests.corpora.cli",
+    "featuretests.cli_research",
+    "featuretests.cli_analyze",
+    "featuretests.cli_falsify",
+]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NeuronWeights", "cos_in_out", "dla", "dla_moments", "layer_weights", "top_tokens"]
+__all__ = ["NeuronWeights", "add_arguments", "cos_in_out", "dla", "dla_moments", "layer_weights", "run", "top_tokens"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,73 @@ def top_tokens(row: np.ndarray, tokens: list[str], k: int = 10) -> dict[str, lis
         "boosted": [(tokens[i], float(row[i])) for i in order[::-1][:k]],
         "suppressed": [(tokens[i], float(row[i])) for i in order[:k]],
     }
+
+
+def add_arguments(parser: Any) -> None:
+    """Options of ``featuretests analyze weights`` (besides the common ones)."""
+    parser.add_argument("--top", type=int, default=5, help="neurons listed per category")
+    parser.add_argument("--kurtosis-cut", type=float, default=10.0, help="DLA excess kurtosis of prediction neurons")
+    parser.add_argument("--cos-cut", type=float, default=0.5, help="|cos(w_in, w_out)| of memory/boosting neurons")
+
+
+def run(args: Any) -> int:
+    """Per model and layer: cos(w_in, w_out) and DLA-moment categories, the top neurons of each, two histograms."""
+    from featuretests.analysis.plots import density, line_chart, panel_row
+    from featuretests.cli_analyze import layers, markdown_table, models, report, session, text_table
+
+    rows, data, cos_series, kurt_series = [], {}, {}, {}
+    for name in models(args):
+        model = session(args, name).model
+        tok = model.tokenizer
+        for layer in layers(args, model.n_layers):
+            w = layer_weights(model, layer)
+            cos = cos_in_out(w.w_in, w.w_out)
+            rows_dla = dla(w.w_out, w.w_u)
+            mom = dla_moments(rows_dla)
+            names = [tok.convert_tokens_to_string([t]) for t in tok.convert_ids_to_tokens(list(range(w.w_u.shape[1])))]
+            heavy = mom["kurtosis"] > args.kurtosis_cut
+            cats = {
+                "memory_management": np.flatnonzero(cos < -args.cos_cut)[np.argsort(cos[cos < -args.cos_cut])],
+                "signal_boosting": np.flatnonzero(cos > args.cos_cut)[np.argsort(-cos[cos > args.cos_cut])],
+                "prediction": np.flatnonzero(heavy & (mom["skew"] > 0)),
+                "suppression": np.flatnonzero(heavy & (mom["skew"] < 0)),
+            }
+            for key in ("prediction", "suppression"):
+                cats[key] = cats[key][np.argsort(-mom["kurtosis"][cats[key]])]
+            key = f"{model.name}/L{layer}"
+            data[key] = {
+                "cos_in_out": cos,
+                "dla_skew": mom["skew"],
+                "dla_kurtosis": mom["kurtosis"],
+                "categories": {
+                    c: [
+                        {"neuron": f"L{layer}N{i}", "cos": cos[i], "kurtosis": mom["kurtosis"][i]}
+                        | top_tokens(rows_dla[i], names, k=5)
+                        for i in idx[: args.top]
+                    ]
+                    for c, idx in cats.items()
+                },
+                "counts": {c: len(idx) for c, idx in cats.items()},
+            }
+            rows.append(
+                {"model": key, "neurons": len(cos), "cos_min": float(cos.min()), "cos_max": float(cos.max())}
+                | {"dla_kurtosis_max": float(mom["kurtosis"].max())}
+                | {c: len(idx) for c, idx in cats.items()}
+            )
+            cos_series[key] = density(cos, -1.0, 1.0)
+            kurt_series[key] = density(np.log10(np.maximum(mom["kurtosis"] + 3.0, 1e-3)), -1.0, 4.0)
+    columns = [*rows[0]] if rows else []
+    print(text_table(rows, columns))
+    svg = panel_row(
+        [
+            line_chart(cos_series, title="cos(w_in, w_out)", xlabel="cosine", ylabel="density"),
+            line_chart(kurt_series, title="DLA kurtosis over vocab", xlabel="log10 kurtosis", ylabel="density"),
+        ]
+    )
+    md = (
+        f"# Weight analysis\n\nCategories: memory management cos < -{args.cos_cut}, signal boosting cos > "
+        f"{args.cos_cut}; prediction / suppression: DLA excess kurtosis > {args.kurtosis_cut} with positive / "
+        "negative skew (Gurnee et al. 2024).\n\n" + markdown_table(rows, columns)
+    )
+    report(args, "weights", {"analysis": "weights", "models": models(args), "layers": data}, md, {"hist": svg})
+    return 0

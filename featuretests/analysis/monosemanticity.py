@@ -1,0 +1,298 @@
+"""How monosemantic are a model's neurons? Best explanation per neuron from a hypothesis library, scored honestly.
+
+For research problems 9.42, 9.45, 9.52 and 9.53. Method, per neuron (``mlp.post``):
+
+1. Split the documents in two (`split_by_documents`; the CLI groups chunks of one source file, `source_files`):
+   the *fit* half chooses, the *report* half measures.
+2. For every label of the library (`featuretests.analysis.library`) choose the threshold that maximises F1 of
+   "act > threshold" on the fit half, over ``n_bins`` equal-count bin edges of the neuron's fit activations
+   (`featuretests.metrics.histograms`); the neuron's best explanation is the label with the highest fit F1.
+3. Report F1 of that (label, threshold) on the report half, where neither was chosen. F1 = 2 TP / (P + predicted);
+   undefined when the report half has neither a positive nor a prediction.
+
+A neuron is "interpretable at tau" when its report F1 > tau. `rate_ci` gives the rate with a two-level bootstrap
+(documents of the report half, then neurons), `rate_difference_ci` the GELU - SoLU style difference with the same
+documents for both models. `ranking_stability` compares the ranking of neurons by best F1 with that by best AUROC
+(9.53), `band_precision_profile` asks whether the explanation holds across the neuron's activation range (9.45), and
+the kurtosis-F1 correlation relates tails to monosemanticity (9.42). The CLI (`run`) is in `monosemanticity_cli`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from featuretests.errors import InvalidArgument
+from featuretests.metrics import auroc_from_bins, band_precision, binned_stats, spearman, split_by_documents
+from featuretests.metrics.scores import Scores
+from featuretests.metrics.thresholds import Split
+
+__all__ = [
+    "Explanations",
+    "add_arguments",
+    "band_precision_profile",
+    "explain",
+    "ranking_stability",
+    "rate_ci",
+    "rate_difference_ci",
+    "report_counts",
+    "run",
+    "source_files",
+]
+
+NO_FIT_POSITIVE = "the label has no positive token in the fit half"
+NO_REPORT_EVIDENCE = "the report half has neither a positive nor a predicted token"
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Per unit [U]: best label (index into the library, chosen on the fit half by F1), its fit F1, its report F1,
+    threshold ("act > threshold"; -inf when the best cut predicts every token) and report AUROC; the label with the
+    best fit AUROC and its report AUROC. Per label and unit [L, U]: fit F1, report F1 at the fit threshold, and the
+    threshold. `split` says which tokens were fit and report."""
+
+    best_label: np.ndarray
+    fit_f1: np.ndarray
+    f1: Scores
+    threshold: np.ndarray
+    auroc: Scores
+    best_auroc_label: np.ndarray
+    best_auroc: Scores
+    label_fit_f1: Scores
+    label_f1: Scores
+    label_threshold: np.ndarray
+    split: Split
+
+
+def source_files(doc_ids: ArrayLike, corpus: str) -> np.ndarray:
+    """A group code per token: documents that are chunks of one source file share a code.
+
+    File readers name documents ``{corpus}/{path}#{part}`` (`featuretests.corpora.readers.base`), so the part after
+    the last "#" is dropped when what is left is not the bare corpus name (synthetic and Hugging Face documents are
+    ``{corpus}#{i}``: each its own group). Splitting and resampling by file keeps chunks of one file (one
+    encoding table, one test module) from falling on both sides of the fit/report split.
+    """
+    ids = np.asarray(doc_ids).astype(str)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    heads = np.array([u.rsplit("#", 1)[0] if "#" in u and u.rsplit("#", 1)[0] != corpus else u for u in uniq])
+    _, codes = np.unique(heads, return_inverse=True)
+    return codes.reshape(-1)[inverse.reshape(-1)]
+
+
+def _rev_cumsum(x: np.ndarray) -> np.ndarray:
+    """Counts of bins >= b along the last axis: what "act > edges[b]" predicts."""
+    return np.cumsum(x[..., ::-1], axis=-1)[..., ::-1].astype(np.float64)
+
+
+def _block_scores(fit: Any, rep: Any) -> dict[str, np.ndarray]:
+    """Best-F1 cut per (label, unit) on the fit stats and the F1 of that cut on the report stats."""
+    tp_fit, pred_fit = _rev_cumsum(fit.positive_counts), _rev_cumsum(fit.counts)
+    p_fit = fit.n_positive.astype(np.float64)[:, None, None]
+    f1 = np.divide(2 * tp_fit, p_fit + pred_fit, out=np.zeros_like(tp_fit), where=(p_fit + pred_fit) > 0)
+    n_bins = f1.shape[-1]
+    cut = n_bins - 1 - np.argmax(f1[..., ::-1], axis=-1)  # last maximum: the highest threshold among ties
+    best = np.take_along_axis(f1, cut[..., None], axis=-1)[..., 0]
+    tp_rep = np.take_along_axis(_rev_cumsum(rep.positive_counts), cut[..., None], axis=-1)[..., 0]
+    pred_rep = np.take_along_axis(np.broadcast_to(_rev_cumsum(rep.counts), (*tp_rep.shape, n_bins)), cut[..., None], -1)
+    denom = rep.n_positive.astype(np.float64)[:, None] + pred_rep[..., 0]
+    rep_f1 = np.divide(2 * tp_rep, denom, out=np.zeros_like(tp_rep), where=denom > 0)
+    units = np.arange(fit.edges.shape[0])
+    # Cut 0 predicts every token, including report tokens below the fit minimum (clamped into bin 0).
+    threshold = np.where(cut == 0, -np.inf, fit.edges[units[None, :], cut])
+    return {"fit": best, "report": rep_f1, "denom": denom, "threshold": threshold}
+
+
+def explain(
+    acts: ArrayLike,
+    labels: ArrayLike,
+    doc_ids: ArrayLike,
+    *,
+    n_bins: int = 1024,
+    fit_fraction: float = 0.5,
+    seed: int = 0,
+    block: int = 8,
+) -> Explanations:
+    """Best explanation of every unit of acts [n_tokens, U] among the boolean labels [n_tokens, L] (see module).
+
+    `acts` may be a float16 memmap: it is read `block` units at a time. Labels without a positive token in the fit
+    half are never chosen (their fit F1 is undefined). Raises InvalidArgument if the library is empty.
+    """
+    y = np.asarray(labels, dtype=bool)
+    n_tokens, n_units = acts.shape  # type: ignore[union-attr]
+    if y.ndim != 2 or y.shape[0] != n_tokens or y.shape[1] == 0:
+        raise InvalidArgument(f"labels must be bool [n_tokens={n_tokens}, n_labels >= 1]; got shape {y.shape}")
+    split = split_by_documents(np.asarray(doc_ids), fraction=fit_fraction, seed=seed)
+    fit_rows, rep_rows = np.flatnonzero(split.fit), np.flatnonzero(split.report)
+    y_fit, y_rep = y[fit_rows], y[rep_rows]
+    n_labels = y.shape[1]
+    out = {k: np.zeros((n_labels, n_units)) for k in ("fit", "report", "denom", "threshold", "auc_fit", "auc_rep")}
+    for start in range(0, n_units, block):
+        sl = slice(start, min(start + block, n_units))
+        cols = np.asarray(acts[:, sl], dtype=np.float32)  # type: ignore[index]
+        fit = binned_stats(cols[fit_rows], y_fit, n_bins=n_bins)
+        rep = binned_stats(cols[rep_rows], y_rep, edges=fit.edges)
+        for k, v in _block_scores(fit, rep).items():
+            out[k][:, sl] = v
+        out["auc_fit"][:, sl] = auroc_from_bins(fit).filled(-1.0)
+        out["auc_rep"][:, sl] = auroc_from_bins(rep).filled(-1.0)
+    no_fit = (y_fit.sum(axis=0) == 0)[:, None]
+    label_fit_f1 = Scores.build("fit_f1", out["fit"], [(no_fit, NO_FIT_POSITIVE)])
+    label_f1 = Scores.build("f1", out["report"], [(no_fit, NO_FIT_POSITIVE), (out["denom"] == 0, NO_REPORT_EVIDENCE)])
+    units = np.arange(n_units)
+    best = np.argmax(label_fit_f1.filled(-1.0), axis=0)
+    best_auc = np.argmax(np.where(no_fit, -1.0, out["auc_fit"]), axis=0)
+    auc_rep = Scores.build("auroc", np.maximum(out["auc_rep"], 0.0), [(out["auc_rep"] < 0, "AUROC undefined")])
+    return Explanations(
+        best_label=best,
+        fit_f1=label_fit_f1.filled(0.0)[best, units],
+        f1=label_f1[best, units],
+        threshold=out["threshold"][best, units],
+        auroc=auc_rep[best, units],
+        best_auroc_label=best_auc,
+        best_auroc=auc_rep[best_auc, units],
+        label_fit_f1=label_fit_f1,
+        label_f1=label_f1,
+        label_threshold=out["threshold"],
+        split=split,
+    )
+
+
+def report_counts(
+    acts: ArrayLike, labels: ArrayLike, doc_ids: ArrayLike, e: Explanations, *, block: int = 64
+) -> dict[str, np.ndarray]:
+    """Per report document and unit [D, U]: true positives, predicted and positive tokens of the unit's best label
+    at its threshold (``tp``, ``predicted``, ``positive``); summing over documents reproduces ``e.f1``."""
+    y = np.asarray(labels, dtype=bool)
+    rows = np.flatnonzero(e.split.report)
+    _, docs = np.unique(np.asarray(doc_ids)[rows], return_inverse=True)
+    docs = docs.reshape(-1)
+    n_docs, n_units = int(docs.max()) + 1, acts.shape[1]  # type: ignore[union-attr]
+    out = {k: np.zeros((n_docs, n_units)) for k in ("tp", "predicted", "positive")}
+    for start in range(0, n_units, block):
+        cols = np.asarray(acts[:, start : start + block], dtype=np.float32)[rows]  # type: ignore[index]
+        for j in range(cols.shape[1]):
+            u = start + j
+            pred = cols[:, j] > e.threshold[u]
+            pos = y[rows, e.best_label[u]]
+            out["tp"][:, u] = np.bincount(docs, weights=pred & pos, minlength=n_docs)
+            out["predicted"][:, u] = np.bincount(docs, weights=pred, minlength=n_docs)
+            out["positive"][:, u] = np.bincount(docs, weights=pos, minlength=n_docs)
+    return out
+
+
+def _f1_of(counts: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """F1 per unit [R, U] from document weights [R, D]; undefined F1 (no evidence) counts as -1 (not passing)."""
+    tp, pred, pos = (weights @ counts[k] for k in ("tp", "predicted", "positive"))
+    denom = pos + pred
+    return np.divide(2 * tp, denom, out=np.full_like(tp, -1.0), where=denom > 0)
+
+
+def _doc_weights(n_docs: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=n_resamples).astype(np.float64)
+
+
+def _rates(f1: np.ndarray, taus: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """Fraction of units with F1 > tau [R, T] (units resampled with replacement when rng is given)."""
+    if rng is not None:
+        f1 = np.take_along_axis(f1, rng.integers(0, f1.shape[1], size=f1.shape), axis=1)
+    return (f1[:, :, None] > taus[None, None, :]).mean(axis=1)
+
+
+def rate_ci(
+    counts: dict[str, np.ndarray],
+    *,
+    thresholds: ArrayLike = (0.3, 0.5, 0.7),
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Rate of units with report F1 > tau, for each tau, with a percentile bootstrap interval.
+
+    Two-level bootstrap: each resample draws the report documents with replacement (F1 recomputed from the
+    per-document counts of `report_counts`) and then the units with replacement, so the interval covers both the
+    text sample and the neurons as a sample of what the architecture learns. Units with undefined F1 never pass.
+    Returns ``{"threshold", "rate", "low", "high"}`` lists, one entry per tau.
+    """
+    taus = np.asarray(thresholds, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n_docs = counts["tp"].shape[0]
+    estimate = _rates(_f1_of(counts, np.ones((1, n_docs))), taus, None)[0]
+    boot = _rates(_f1_of(counts, _doc_weights(n_docs, n_resamples, rng)), taus, rng)
+    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
+    return {"threshold": taus.tolist(), "rate": estimate.tolist(), "low": low.tolist(), "high": high.tolist()}
+
+
+def rate_difference_ci(
+    counts_a: dict[str, np.ndarray],
+    counts_b: dict[str, np.ndarray],
+    *,
+    thresholds: ArrayLike = (0.3, 0.5, 0.7),
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    paired: bool = True,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """rate(B) - rate(A) per tau with a bootstrap interval: as `rate_ci`, with the same document draw for both
+    models when `paired` (same report documents, e.g. one corpus and tokenizer) and independent unit draws."""
+    taus = np.asarray(thresholds, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    d_a, d_b = counts_a["tp"].shape[0], counts_b["tp"].shape[0]
+    if paired and d_a != d_b:
+        raise InvalidArgument(f"paired bootstrap needs the same report documents; got {d_a} and {d_b}")
+    w_a = _doc_weights(d_a, n_resamples, rng)
+    w_b = w_a if paired else _doc_weights(d_b, n_resamples, rng)
+    est = _rates(_f1_of(counts_b, np.ones((1, d_b))), taus, None) - _rates(
+        _f1_of(counts_a, np.ones((1, d_a))), taus, None
+    )
+    diff = _rates(_f1_of(counts_b, w_b), taus, rng) - _rates(_f1_of(counts_a, w_a), taus, rng)
+    low, high = np.quantile(diff, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
+    return {"threshold": taus.tolist(), "difference": est[0].tolist(), "low": low.tolist(), "high": high.tolist()}
+
+
+def ranking_stability(f1: Scores, auroc: Scores, same_label: ArrayLike | None = None) -> dict[str, Any]:
+    """Spearman correlation between the ranking of units by best F1 and by best AUROC, over units where both are
+    defined (undefined with fewer than 3 such units or a constant ranking), and the fraction of units whose best
+    label is the same under both metrics (`same_label`, bool [U])."""
+    keep = f1.defined & auroc.defined
+    if keep.sum() < 3:
+        rho: float | None = None
+        reason: str | None = "fewer than 3 units with both metrics defined"
+    else:
+        r = spearman(f1.filled(0.0)[keep], auroc.filled(0.0)[keep])
+        rho, reason = r.value, r.undefined_reason
+    agree = None if same_label is None else float(np.mean(np.asarray(same_label, dtype=bool)))
+    return {"spearman": rho, "reason": reason, "n_units": int(keep.sum()), "same_label_fraction": agree}
+
+
+def band_precision_profile(
+    acts: ArrayLike, labels: ArrayLike, e: Explanations, *, n_bands: int = 5, min_tokens: int = 5
+) -> Scores:
+    """Precision of each unit's best label in equal-width bands of its positive activation range (0, max], on the
+    report half: [U, n_bands]. A monosemantic neuron keeps its precision in every band, not just the top one.
+    Undefined in bands with fewer than `min_tokens` tokens (`featuretests.metrics.band_precision`)."""
+    y = np.asarray(labels, dtype=bool)
+    rows = np.flatnonzero(e.split.report)
+    n_units = acts.shape[1]  # type: ignore[union-attr]
+    values, defined = np.zeros((n_units, n_bands)), np.zeros((n_units, n_bands), dtype=bool)
+    for label in np.unique(e.best_label):
+        units = np.flatnonzero(e.best_label == label)
+        cols = np.asarray(acts[:, units], dtype=np.float32)[rows]  # type: ignore[index]
+        curve = band_precision(cols, y[rows, label], n_bands=n_bands, kind="equal_width")
+        values[units] = curve.precision.filled(0.0).reshape(len(units), n_bands)
+        defined[units] = (curve.precision.defined & (curve.n_tokens >= min_tokens)).reshape(len(units), n_bands)
+    return Scores.build("band_precision", values, [(~defined, f"fewer than {min_tokens} tokens in the band")])
+
+
+def add_arguments(parser: Any) -> None:
+    from featuretests.analysis.monosemanticity_cli import add_arguments as add
+
+    add(parser)
+
+
+def run(args: Any) -> int:
+    from featuretests.analysis.monosemanticity_cli import run as run_cli
+
+    return run_cli(args)
