@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,11 @@ from hypothesis import strategies as st
 from featuretests.corpora import Corpus, corpus, read_text
 from featuretests.corpora.documents import Document, chunk_text
 from featuretests.corpora.readers import (
+    DEFAULT_MAX_CHARS,
     Source,
     base64_spans,
     chunk_at_boundaries,
+    pack_sentences,
     parse_conllu,
     read_code,
     read_conllu,
@@ -111,7 +114,7 @@ CONLLU = """# newdoc id = d1
 
 
 def test_conllu_rebuilds_text_and_spans_multiword_tokens(tmp_path: Path) -> None:
-    docs = list(read_conllu(src(write(tmp_path, "x.conllu", CONLLU))))
+    docs = list(read_conllu(src(write(tmp_path, "x.conllu", CONLLU), max_chars=25)))  # too small to pack d1 and d2
     assert [d.text for d in docs] == ["Wir gehen zum Haus. Ja!", "Nein\u00a0so."]
     assert [d.metadata["newdoc"] for d in docs] == ["d1", "d2"]
     words = {g.labels["form"]: g for g in docs[0].gold}
@@ -142,6 +145,94 @@ def test_conllu_groups_sentences_without_newdoc(tmp_path: Path) -> None:
     body = "".join(f"# text = S{i}.\n1\tS{i}.\ts\tX\t_\t_\t0\troot\t_\t_\n\n" for i in range(7))
     docs = list(read_conllu(src(write(tmp_path, "x.conllu", body), sentences_per_doc=3)))
     assert [d.text for d in docs] == ["S0.\nS1.\nS2.", "S3.\nS4.\nS5.", "S6."]
+    docs = list(read_conllu(src(write(tmp_path, "x.conllu", body), max_chars=12)))  # "S0.\nS1.\nS2." is 11
+    assert [d.text for d in docs] == ["S0.\nS1.\nS2.", "S3.\nS4.\nS5.", "S6."]
+    (doc,) = read_conllu(src(write(tmp_path, "x.conllu", body)))  # by default a stream fills whole documents
+    assert doc.text == "\n".join(f"S{i}." for i in range(7))
+
+
+def conllu_sentence(sent_id: str, words: list[tuple[str, bool]], comments: str = "") -> str:
+    """A CoNLL-U sentence of (form, space after) words, with `# text` as the words and their spaces give it."""
+    text = "".join(form + (" " if space and i < len(words) - 1 else "") for i, (form, space) in enumerate(words))
+    rows = [
+        f"{i}\t{form}\t{form.lower()}\tX\t_\t_\t0\troot\t_\t{'_' if space else 'SpaceAfter=No'}"
+        for i, (form, space) in enumerate(words, start=1)
+    ]
+    return f"{comments}# sent_id = {sent_id}\n# text = {text}\n" + "\n".join(rows) + "\n\n"
+
+
+def assert_gold_slices(doc: Document) -> None:
+    for g in doc.gold:
+        assert doc.text[g.start : g.end] == g.labels.get("mwt", g.labels["form"]), (doc.doc_id, g)
+
+
+def test_conllu_packs_source_documents_into_filled_documents(tmp_path: Path) -> None:
+    docs = list(read_conllu(src(write(tmp_path, "x.conllu", CONLLU))))
+    (doc,) = docs  # d1 and d2 are short: one document, so token windows are not mostly padding
+    assert doc.text == "Wir gehen zum Haus. Ja!\n\nNein\u00a0so."
+    assert doc.metadata["newdoc"] == "d1 d2" and doc.metadata["documents"] == 2 and doc.metadata["sentences"] == 3
+    assert_gold_slices(doc)
+    so = next(g for g in doc.gold if g.labels["form"] == "so.")
+    assert (so.start, so.end, so.labels["sent_id"]) == (
+        len("Wir gehen zum Haus. Ja!\n\nNein\u00a0"),
+        len(doc.text),
+        "s3",
+    )
+
+
+def test_conllu_paragraphs_space_after_and_long_source_documents(tmp_path: Path) -> None:
+    body = (
+        conllu_sentence("a1", [("Hi", False), (",", True), ("you", False), ("!", True)], "# newdoc id = a\n# newpar\n")
+        + conllu_sentence("a2", [("Second", True), ("one", False), (".", True)])
+        + conllu_sentence("a3", [("New", True), ("paragraph", False), (".", True)], "# newpar\n")
+        + conllu_sentence("b1", [("Other", True), ("text", False), (".", True)], "# newdoc id = b\n")
+        + conllu_sentence("b2", [("More", True), ("text", False), (".", True)])
+    )
+    path = write(tmp_path, "x.conllu", body)
+    (doc,) = read_conllu(src(path))
+    # " " inside a paragraph, "\n" at # newpar, "\n\n" between source documents; b has no # newpar: one line each
+    assert doc.text == "Hi, you! Second one.\nNew paragraph.\n\nOther text.\nMore text."
+    assert_gold_slices(doc)
+    assert [g.labels["space_after"] for g in doc.gold[:4]] == ["No", "Yes", "No", "Yes"]
+    # a source document that does not fit what is left starts a new document; a longer one is cut between sentences
+    docs = list(read_conllu(src(path, max_chars=25)))
+    assert [d.text for d in docs] == ["Hi, you! Second one.", "New paragraph.", "Other text.\nMore text."]
+    assert [d.metadata.get("newdoc") for d in docs] == ["a", None, "b"]
+    for d in docs:
+        assert_gold_slices(d)
+
+
+def test_conllu_reads_source_documents_from_lassy_sentence_ids(tmp_path: Path) -> None:
+    ids = ["wiki-1.p.1.s.1", "wiki-1.p.1.s.2", "wiki-1.p.3.s.1", "wiki-2.p.1.s.1"]
+    body = "".join(conllu_sentence(i, [(f"S{k}", False), (".", True)]) for k, i in enumerate(ids))
+    (doc,) = read_conllu(src(write(tmp_path, "x.conllu", body)))
+    assert doc.text == "S0. S1.\nS2.\n\nS3."
+    assert doc.metadata["documents"] == 2
+    assert_gold_slices(doc)
+    mixed = body + conllu_sentence("s9", [("S9", False), (".", True)])  # not every id is Lassy-style: a stream
+    (doc,) = read_conllu(src(write(tmp_path, "y.conllu", mixed)))
+    assert doc.text == "S0.\nS1.\nS2.\nS3.\nS9."
+
+
+sizes = st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=40)
+
+
+@settings(deadline=None)
+@given(sizes, st.data(), st.integers(min_value=1, max_value=80), st.none() | st.integers(min_value=1, max_value=6))
+def test_pack_sentences_tiles_and_keeps_source_documents_whole(
+    lengths: list[int], data: st.DataObject, max_chars: int, max_sentences: int | None
+) -> None:
+    starts = [True, *data.draw(st.lists(st.booleans(), min_size=len(lengths) - 1, max_size=len(lengths) - 1))]
+    groups = pack_sentences(lengths, starts, max_chars=max_chars, max_sentences=max_sentences)
+    assert [i for g in groups for i in g] == list(range(len(lengths)))
+    units = [i for i, s in enumerate(starts) if s] + [len(lengths)]
+    for g in groups:
+        size = sum(lengths[i] for i in g) + sum(2 if starts[i] else 1 for i in g[1:])
+        assert len(g) == 1 or size <= max_chars
+        assert max_sentences is None or len(g) <= max_sentences
+    for a, b in pairwise(units):  # a source document that fits is never cut
+        if sum(lengths[a:b]) + (b - a - 1) <= max_chars and (max_sentences is None or b - a <= max_sentences):
+            assert any(g.start <= a and b <= g.stop for g in groups), (a, b)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +299,21 @@ def test_ud_sentences_rebuild_their_text_exactly(name: str) -> None:
 
 
 @pytest.mark.needs_corpora
+@pytest.mark.parametrize(
+    "name", ["ud-en-ewt", "ud-de-gsd", "ud-nl-alpino", "ud-nl-lassysmall", "ud-af-afribooms", "ner-en", "ner-de-nl"]
+)
+def test_sentence_corpora_fill_their_documents(name: str) -> None:
+    """Short source documents (EWT's are ~400 characters) are packed, so token windows hold text, not padding."""
+    c = shared(name)
+    docs = list(c.documents())
+    assert sum(len(d.text) for d in docs) / len(docs) > 0.6 * DEFAULT_MAX_CHARS
+    assert all(len(d.text) <= DEFAULT_MAX_CHARS or d.metadata["sentences"] == 1 for d in docs)
+    marks = sum(line.startswith("# newdoc") for p in c.files() for line in read_text(p).split("\n"))
+    if marks:  # every source document is in the documents, and short ones are never cut
+        assert sum(int(d.metadata["documents"]) for d in docs) == marks
+
+
+@pytest.mark.needs_corpora
 def test_german_contractions_span_their_words() -> None:
     docs = list(shared("ud-de-gsd").documents())
     mwt = [(d, g) for d in docs for g in d.gold if "mwt" in g.labels]
@@ -249,6 +355,25 @@ def test_iob2_aligns_tokens_to_text_and_repairs_iob(tmp_path: Path) -> None:
         ("then", "O", None),
         ("Paris", "B", "LOC"),  # I-LOC after O starts an entity
         (".", "O", None),
+    ]
+
+
+def test_iob2_packs_newdoc_documents_with_exact_offsets(tmp_path: Path) -> None:
+    second = UNER.replace("# newdoc id = a", "# newdoc id = b").replace("a-1", "b-1").replace("Paris", "Rome")
+    path = write(tmp_path, "x.iob2", UNER + "\n" + second)
+    (doc,) = read_iob(src(path))
+    assert doc.text == "I saw New York, then Paris.\n\nI saw New York, then Rome."
+    assert doc.metadata["documents"] == 2 and doc.metadata["sentences"] == 2
+    assert all(doc.text[g.start : g.end] == g.labels["form"] for g in doc.gold)
+    assert [doc.text[g.start : g.end] for g in doc.gold if g.labels["ent_iob"] == "B"] == [
+        "New",
+        "Paris",
+        "New",
+        "Rome",
+    ]
+    assert [d.text for d in read_iob(src(path, max_chars=40))] == [
+        "I saw New York, then Paris.",
+        "I saw New York, then Rome.",
     ]
 
 

@@ -137,3 +137,24 @@ def test_chunks_that_start_indented_keep_their_file_levels(tiny_tokenizer: Any) 
         src = [method_body, continuation, tabs][d]
         for sub, level in cases.items():
             assert t.indent_level[row_at(t, src.index(sub), doc=d)] == level, (d, sub)
+
+
+def test_documents_with_a_reader_context_are_tokenized_inside_it(tiny_tokenizer: Any) -> None:
+    inside_call = "        'b',\n    )\n    y = 2\n"  # the end of a call, inside a block, as chunk_python cuts it
+    open_list = "    x = [1,\n"  # ends inside brackets: the suffix closes them
+    docs = [
+        Document("d0", inside_call, "code", "python", metadata={"python_prefix": "if 1:\n    _ = (\n"}),
+        Document(
+            "d1", open_list, "code", "python", metadata={"python_prefix": "if 1:\n    pass\n", "python_suffix": "]\n"}
+        ),
+    ]
+    t = build_token_table(
+        docs, tiny_tokenizer, n_ctx=256, max_tokens=None, corpus_name="t", corpus_hash="h", cache_dir=None,
+        labellers=[CodeLabeller()],
+    )  # fmt: skip
+    assert not t.problems  # without the suffix, d1 would end in an unclosed bracket
+    b, close, y = (row_at(t, inside_call.index(s)) for s in ("'b'", ")", "y ="))
+    assert (t.paren_depth[b], t.paren_depth[close], t.paren_depth[y]) == (1, 1, 0)
+    assert (t.indent_level[b], t.indent_level[y]) == (1, 1) and t.in_string[b]
+    one = row_at(t, open_list.index("1"), doc=1)
+    assert (t.bracket_depth[one], t.indent_level[one]) == (1, 1)

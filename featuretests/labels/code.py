@@ -13,7 +13,10 @@ of the line its newline ends.
     force when it is read (before the DEDENTs of the next statement). Levels count from column 0. A document that
     starts indented (a chunk cut from a longer file) is read inside synthetic enclosing blocks (see `_openers`:
     every 4 spaces below its first line), and a later dedent to a width between those adds that block; so PEP 8
-    chunks get the levels they have in their file. -1 outside Python and after a tokenize failure.
+    chunks get the levels they have in their file. Where the document's metadata holds ``python_prefix`` (and
+    ``python_suffix``), as the code reader's documents do, no guess is made: the document is tokenized after that
+    prefix (the exact blocks and open brackets it starts inside, see `featuretests.corpora.readers.python`) and
+    before that suffix. -1 outside Python and after a tokenize failure.
 ``paren_depth``, ``bracket_depth``, ``brace_depth`` (int)
     How many ``(``, ``[``, ``{`` are open at the anchor. A bracket itself counts as inside its pair: in
     ``f(a[1])`` the depths of ``(``, ``a`` and ``)`` are 1, of ``[``, ``1``, ``]`` paren 1 and bracket 1.
@@ -93,10 +96,11 @@ class _Scan:
         return row - int(np.sum(self.line_offsets < 0))
 
 
-def _scan_once(full: str, shift: int) -> _Scan:
-    """Tokenize `full`, whose first `shift` characters are synthetic opener lines; offsets are into the document."""
+def _scan_once(full: str, shift: int, tail: int = 0) -> _Scan:
+    """Tokenize `full`, whose first `shift` characters are synthetic opener lines and last `tail` synthetic closing
+    brackets; offsets are into the document."""
     newlines = np.flatnonzero(codepoints(full) == 10) + 1
-    scan = _Scan(line_offsets=np.concatenate([[0], newlines]) - shift, n_chars=len(full) - shift)
+    scan = _Scan(line_offsets=np.concatenate([[0], newlines]) - shift, n_chars=len(full) - shift - tail)
     try:
         for tok in tokenize.generate_tokens(io.StringIO(full).readline):
             scan.tokens.append(tok)
@@ -176,6 +180,11 @@ def _scan(text: str) -> _Scan:
         if bad is None or not openers or _width(bad) in widths or _width(bad) >= first:
             return scan
         openers = sorted([*openers, bad], key=_width)  # a dedent to a level the chunk did not open: add it
+
+
+def _scan_in_context(text: str, prefix: str, suffix: str) -> _Scan:
+    """Tokenize a document inside the context its reader gave (metadata ``python_prefix``/``python_suffix``)."""
+    return _scan_once(prefix + text + suffix, len(prefix), len(suffix))
 
 
 def _width(indent: str) -> int:
@@ -294,9 +303,14 @@ def _spans(scan: _Scan) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return arrays, np.asarray(leaves, dtype=np.int64).reshape(-1, 3)
 
 
-def _python_doc(text: str, anchors: np.ndarray) -> tuple[dict[str, np.ndarray], str]:
-    """All Python columns of one document at the given anchors, and a failure message ("" if none)."""
-    scan = _scan(text)
+def _python_doc(
+    text: str, anchors: np.ndarray, context: tuple[str, str] | None = None
+) -> tuple[dict[str, np.ndarray], str]:
+    """All Python columns of one document at the given anchors, and a failure message ("" if none).
+
+    `context` is the (prefix, suffix) its reader gave; without it the enclosing blocks and brackets are guessed.
+    """
+    scan = _scan(text) if context is None else _scan_in_context(text, *context)
     out: dict[str, np.ndarray] = {}
     levels = _line_levels(scan)
     out["indent_level"] = step_values(scan.line_offsets, levels, anchors, -1)
@@ -338,11 +352,22 @@ def line_start_flags(text: str, anchors: np.ndarray) -> np.ndarray:
     return ~space[a] & (next_solid[line_begin[a]] == a)
 
 
+def _context(metadata: dict[str, str | int], truncated: bool) -> tuple[str, str] | None:
+    """The (prefix, suffix) a reader stored for a document (`featuretests.corpora.readers.python`), or None.
+
+    The suffix closes brackets open at the document's end, so it is dropped when max_tokens cut the document short.
+    """
+    prefix, suffix = metadata.get("python_prefix"), metadata.get("python_suffix", "")
+    if not isinstance(prefix, str) or not isinstance(suffix, str):
+        return None
+    return prefix, "" if truncated else suffix
+
+
 class CodeLabeller(Labeller):
     """Python structure columns (definitions in the module docstring)."""
 
     name = "code"
-    version = "1"
+    version = "2"  # 2: tokenizes inside the reader's python_prefix/python_suffix where a document has them
 
     def columns(self) -> tuple[ColumnSpec, ...]:
         doc = {
@@ -374,7 +399,7 @@ class CodeLabeller(Labeller):
             out["line_start"][rows] = line_start_flags(text, anchors)
             if document.domain != "python":
                 continue
-            values, failure = _python_doc(text, anchors)
+            values, failure = _python_doc(text, anchors, _context(document.metadata, len(text) < len(document.text)))
             for c, v in values.items():
                 out[c][rows] = v
             if failure:

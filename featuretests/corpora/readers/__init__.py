@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from featuretests.corpora.documents import Document
-from featuretests.corpora.readers.base import DEFAULT_MAX_CHARS, Source, chunk_at_boundaries
+from featuretests.corpora.readers.base import DEFAULT_MAX_CHARS, Source, chunk_at_boundaries, pack_sentences
 from featuretests.corpora.readers.conllu import parse_conllu, read_conllu
 from featuretests.corpora.readers.ner import read_iob
+from featuretests.corpora.readers.python import PythonPiece, chunk_python
 from featuretests.corpora.readers.semcor import read_semcor
 from featuretests.corpora.readers.text import base64_spans, read_code, read_jsonl, read_latex, read_plain
 from featuretests.errors import CorpusError
@@ -22,11 +23,14 @@ __all__ = [
     "DEFAULT_MAX_CHARS",
     "READERS",
     "READER_OPTIONS",
+    "PythonPiece",
     "Reader",
     "Source",
     "base64_spans",
     "check_options",
     "chunk_at_boundaries",
+    "chunk_python",
+    "pack_sentences",
     "parse_conllu",
     "read_code",
     "read_conllu",
@@ -55,7 +59,7 @@ READER_OPTIONS: dict[str, frozenset[str]] = {
     "code": frozenset({"max_chars", "mark_base64"}),
     "latex": frozenset({"max_chars"}),
     "jsonl": frozenset({"max_chars", "text_field", "lang_field"}),
-    "conllu": frozenset({"sentences_per_doc"}),
+    "conllu": frozenset({"max_chars", "sentences_per_doc"}),
     "iob2": frozenset({"max_chars", "sentences_per_doc", "sentence_end_tokens", "lenient"}),
     "bio": frozenset({"max_chars", "sentences_per_doc", "sentence_end_tokens", "lenient"}),
     "semcor": frozenset(),

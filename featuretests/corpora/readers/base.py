@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from featuretests.corpora.documents import Document, GoldSpan, chunk_text
 from featuretests.errors import CorpusError
 
-__all__ = ["DEFAULT_MAX_CHARS", "Source", "chunk_at_boundaries"]
+__all__ = ["DEFAULT_MAX_CHARS", "Source", "chunk_at_boundaries", "pack_sentences"]
 
 DEFAULT_MAX_CHARS = 4000  # the same document size as the training mix, so token windows see similar contexts
 
@@ -65,6 +65,11 @@ class Source:
     def max_chars(self) -> int:
         return self.int_option("max_chars", DEFAULT_MAX_CHARS)
 
+    @property
+    def sentences_per_doc(self) -> int | None:
+        """Option ``sentences_per_doc``: at most that many sentences in a document (None: no limit)."""
+        return self.int_option("sentences_per_doc", 1) if "sentences_per_doc" in self.options else None
+
 
 def chunk_at_boundaries(text: str, *, max_chars: int, boundary: re.Pattern[str]) -> list[str]:
     """Split `text` into pieces of at most about `max_chars`, preferring to cut where `boundary` matches.
@@ -89,3 +94,37 @@ def chunk_at_boundaries(text: str, *, max_chars: int, boundary: re.Pattern[str])
     if current:
         pieces.append(current)
     return pieces
+
+
+def pack_sentences(
+    lengths: Sequence[int], unit_start: Sequence[bool], *, max_chars: int, max_sentences: int | None = None
+) -> list[range]:
+    """Group consecutive sentences into documents of at most `max_chars` characters: ranges of sentence indices.
+
+    `lengths[i]` is sentence i's length; `unit_start[i]` says it begins a source document (a treebank's ``# newdoc``,
+    and sentence 0). Source documents are packed whole, in order, while the document stays within `max_chars`,
+    counting one character between sentences of a source document and two between source documents (the
+    separators the readers put there). One that does not fit in what is left starts a new document; one longer
+    than `max_chars` is cut between sentences (a single sentence longer than that is a document of its own).
+    `max_sentences` also caps the sentences of a document.
+    """
+    groups: list[range] = []
+    first, size = 0, 0
+    n = len(lengths)
+    unit_end = n
+    for i in range(n):
+        if i == 0 or unit_start[i]:
+            unit_end = next((j for j in range(i + 1, n) if unit_start[j]), n)
+            unit_size = sum(lengths[i:unit_end]) + (unit_end - i - 1)
+            full = size + 2 + unit_size > max_chars
+            full = full or (max_sentences is not None and unit_end - first > max_sentences)
+        else:
+            full = size + 1 + lengths[i] > max_chars
+        if i > first and (full or (max_sentences is not None and i - first >= max_sentences)):
+            groups.append(range(first, i))
+            first = i
+        sep = 0 if i == first else 2 if unit_start[i] else 1
+        size = (size if i > first else 0) + sep + lengths[i]
+    if n:
+        groups.append(range(first, n))
+    return groups

@@ -2,13 +2,23 @@
 
 Text. Each sentence's text is rebuilt from its tokens: the form, then one space, or nothing (``SpaceAfter=No``), or
 the decoded ``SpacesAfter=...`` spacing; the last token's spacing is dropped. When the sentence has ``# text =``
-the rebuilt text must equal it exactly, or CorpusError names the file and line. Sentences are joined with "\\n"
-when a new paragraph starts (``# newpar``, or every sentence of a document without paragraph marks) and with " "
-inside a paragraph.
+the rebuilt text must equal it exactly, or CorpusError names the file and line.
 
-Documents start at ``# newdoc``; in a file without ``# newdoc`` every ``sentences_per_doc`` sentences (option,
-default 20) make a document. Ids are ``{corpus}/{file}#{k}`` with k counting documents in the file; metadata
-holds the ``newdoc`` id where there is one.
+Source documents and paragraphs. A source document starts at ``# newdoc`` and a paragraph at ``# newpar``. A file
+without ``# newdoc`` whose every ``sent_id`` reads ``<doc>.p.<n>.s.<m>`` (the Lassy/Alpino treebanks) starts a
+source document where ``<doc>`` changes and a paragraph where ``<n>`` changes (the treebank may leave out
+sentences of a source document; the rest stay in file order). A file with neither is one stream of sentences.
+
+Documents. Source documents are packed whole, in file order, into documents of at most ``max_chars`` characters
+(option, default 4000: about 1000 model tokens, several context windows, as in the training mix), so that a
+token window is filled with running text rather than padding; a source document that does not fit in what is
+left of a document starts the next one, and one longer than ``max_chars`` (or a stream) is cut between sentences.
+Option ``sentences_per_doc`` also caps the sentences of a document (default: no cap). Joins, all counted in the
+character offsets of the gold spans: " " between sentences of a paragraph, "\\n" at a paragraph start (and
+between all sentences of a source document or stream without paragraph marks), "\\n\\n" between two source
+documents packed into one document. Ids are ``{corpus}/{file}#{k}`` with k counting documents in the file;
+metadata holds ``line`` (of the first sentence), ``sentences``, ``documents`` (source documents begun in it) and
+``newdoc`` (their ``# newdoc`` ids, space-separated, where the file has them).
 
 Gold: one `GoldSpan` per syntactic word with columns ``form``, ``lemma``, ``pos`` (UPOS), ``tag`` (XPOS), ``morph``
 (FEATS), ``head`` (the head's word id in its sentence, "0" for the root), ``dep`` (DEPREL), ``misc`` (the raw MISC
@@ -23,10 +33,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from featuretests.corpora.documents import Document, GoldSpan
 from featuretests.corpora.files import read_text
-from featuretests.corpora.readers.base import Source
+from featuretests.corpora.readers.base import Source, pack_sentences
 
 __all__ = ["Sentence", "parse_conllu", "read_conllu"]
 
@@ -184,36 +195,61 @@ def parse_conllu(src: Source, text: str) -> Iterator[Sentence]:
             _token_line(src, lineno, line, tokens, pending)
 
 
-def _document(src: Source, k: int, sentences: list[Sentence], has_par: bool) -> Document:
+_LASSY_ID = re.compile(r"(.+)\.p\.([0-9]+)\.s\.[0-9]+")
+
+
+def _mark_structure(sentences: list[Sentence]) -> tuple[list[bool], list[bool]]:
+    """Per sentence: does it start a source document, and a paragraph (module docstring)."""
+    n = len(sentences)
+    if any(s.newdoc is not None for s in sentences):
+        doc_start = [i == 0 or s.newdoc is not None for i, s in enumerate(sentences)]
+        par_start = [s.newpar for s in sentences]
+    elif n and all(m := [_LASSY_ID.fullmatch(s.sent_id) for s in sentences]):
+        keys = [(x.group(1), x.group(2)) for x in m if x is not None]
+        doc_start = [i == 0 or keys[i][0] != keys[i - 1][0] for i in range(n)]
+        par_start = [i == 0 or keys[i] != keys[i - 1] for i in range(n)]
+    else:
+        doc_start = [i == 0 for i in range(n)]
+        par_start = [s.newpar for s in sentences]
+    # a source document without paragraph marks: every sentence on a line of its own
+    starts = [i for i in range(n) if doc_start[i]] + [n]
+    for a, b in pairwise(starts):
+        if not any(par_start[a:b]):
+            par_start[a:b] = [True] * (b - a)
+    return doc_start, par_start
+
+
+def _document(src: Source, k: int, sentences: list[Sentence], doc_start: list[bool], par_start: list[bool]) -> Document:
     parts: list[str] = []
     gold: list[GoldSpan] = []
     offset = 0
     for i, sent in enumerate(sentences):
         if i:
-            sep = "\n" if (sent.newpar or not has_par) else " "
+            sep = "\n\n" if doc_start[i] else "\n" if par_start[i] else " "
             parts.append(sep)
             offset += len(sep)
         parts.append(sent.text)
         gold.extend(GoldSpan(g.start + offset, g.end + offset, g.labels) for g in sent.gold)
         offset += len(sent.text)
-    meta: dict[str, str | int] = {"line": sentences[0].line, "sentences": len(sentences)}
-    if sentences[0].newdoc:
-        meta["newdoc"] = sentences[0].newdoc
+    meta: dict[str, str | int] = {
+        "line": sentences[0].line,
+        "sentences": len(sentences),
+        "documents": sum(doc_start),
+    }
+    ids = [s.newdoc for s, start in zip(sentences, doc_start, strict=True) if start and s.newdoc]
+    if ids:
+        meta["newdoc"] = " ".join(ids)
     return src.document(k, "".join(parts), gold, **meta)
 
 
 def read_conllu(src: Source) -> Iterator[Document]:
     """Documents of a CoNLL-U file (see the module docstring); CorpusError naming file and line on bad input."""
     text = read_text(src.path, encodings=src.encodings)
-    per_doc = src.int_option("sentences_per_doc", 20)
     sentences = list(parse_conllu(src, text))
     if not sentences:
         raise src.error(1, "empty document: no sentence in the file")
-    by_newdoc = any(s.newdoc is not None for s in sentences)
-    groups: list[list[Sentence]] = []
-    for sent in sentences:
-        if not groups or (sent.newdoc is not None if by_newdoc else len(groups[-1]) >= per_doc):
-            groups.append([])
-        groups[-1].append(sent)
-    for k, group in enumerate(groups):
-        yield _document(src, k, group, any(s.newpar for s in group))
+    doc_start, par_start = _mark_structure(sentences)
+    lengths = [len(s.text) for s in sentences]
+    groups = pack_sentences(lengths, doc_start, max_chars=src.max_chars, max_sentences=src.sentences_per_doc)
+    for k, g in enumerate(groups):
+        yield _document(src, k, sentences[g.start : g.stop], doc_start[g.start : g.stop], par_start[g.start : g.stop])

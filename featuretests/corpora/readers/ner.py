@@ -1,14 +1,18 @@
 """Named-entity files in IOB2/BIO: one token a line with its tag, a blank line between sentences.
 
 Two layouts are read. Tab-separated with an integer first column (Universal NER: ``id, token, tag, ...``), where
-``# text =`` gives the sentence's raw text and ``# newdoc`` starts a document; and ``token TAG`` split at the
+``# text =`` gives the sentence's raw text and ``# newdoc`` starts a source document; and ``token TAG`` split at the
 last run of whitespace (Europeana), where the sentence text is the tokens joined with single spaces.
 
-Documents start at ``# newdoc`` or ``# file:`` comments; otherwise every ``sentences_per_doc`` sentences (option,
-default 20) make one; and a document also ends once it holds ``max_chars`` characters (option, default 4000).
+Source documents start at ``# newdoc`` or ``# file:`` comments; a file without them is one stream of sentences.
+As in the CoNLL-U reader (`featuretests.corpora.readers.base.pack_sentences`), source documents are packed whole,
+in file order, into documents of at most ``max_chars`` characters (option, default 4000), so that token windows
+hold running text rather than padding; one that does not fit in what is left starts the next document, and one
+longer than ``max_chars`` (or a stream) is cut between sentences. Option ``sentences_per_doc`` also caps the
+sentences of a document (default: no cap). Sentences are joined with "\\n", source documents with "\\n\\n";
+gold offsets count the joins. Metadata: ``line``, ``sentences`` and ``documents`` (source documents begun in it).
 Option ``sentence_end_tokens`` (a list, e.g. [".", "!", "?"]) also ends a sentence after such a token, for files
 without blank lines; a sentence that reaches ``max_chars`` is cut there too (OCR text with no full stops).
-Sentences are joined with "\\n".
 
 Gold: one `GoldSpan` per token with ``form``, ``ent_iob`` ("B", "I" or "O") and, inside an entity, ``ent_type``
 ("PER", "LOC", ...). An ``I-X`` that does not continue an X entity is read as ``B-X`` (IOB2 repair).
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 
 from featuretests.corpora.documents import Document, GoldSpan
 from featuretests.corpora.files import read_text
-from featuretests.corpora.readers.base import Source
+from featuretests.corpora.readers.base import Source, pack_sentences
 
 __all__ = ["read_iob"]
 
@@ -134,29 +138,32 @@ def _document(src: Source, k: int, sentences: list[_Sentence]) -> Document:
     texts: list[str] = []
     gold: list[GoldSpan] = []
     offset = 0
-    for sent in sentences:
+    for i, sent in enumerate(sentences):
+        if i:
+            sep = "\n\n" if sent.newdoc else "\n"
+            texts.append(sep)
+            offset += len(sep)
         text, starts = _align(src, sent)
         gold.extend(_gold(sent, starts, offset))
         texts.append(text)
-        offset += len(text) + 1
-    return src.document(k, "\n".join(texts), gold, line=sentences[0].line, sentences=len(sentences))
+        offset += len(text)
+    meta: dict[str, str | int] = {
+        "line": sentences[0].line,
+        "sentences": len(sentences),
+        "documents": sum(s.newdoc for s in sentences),
+    }
+    return src.document(k, "".join(texts), gold, **meta)
 
 
 def read_iob(src: Source) -> Iterator[Document]:
     """Documents of an IOB2/BIO file (see the module docstring); CorpusError naming file and line on bad input."""
-    per_doc = src.int_option("sentences_per_doc", 20)
     sentences = list(_sentences(src, read_text(src.path, encodings=src.encodings)))
     if not sentences:
         raise src.error(1, "empty document: no token in the file")
-    by_mark = any(s.newdoc for s in sentences)
-    groups: list[list[_Sentence]] = []
-    chars = 0
-    for sent in sentences:
-        full = chars >= src.max_chars or (not by_mark and len(groups[-1]) >= per_doc) if groups else True
-        if full or sent.newdoc:
-            groups.append([])
-            chars = 0
-        groups[-1].append(sent)
-        chars += sum(len(form) + 1 for form, _tag, _line in sent.tokens)
-    for k, group in enumerate(groups):
-        yield _document(src, k, group)
+    sentences[0].newdoc = True  # the file's first sentence starts a source document
+    lengths = [len(_align(src, s)[0]) for s in sentences]
+    groups = pack_sentences(
+        lengths, [s.newdoc for s in sentences], max_chars=src.max_chars, max_sentences=src.sentences_per_doc
+    )
+    for k, g in enumerate(groups):
+        yield _document(src, k, sentences[g.start : g.stop])

@@ -1,7 +1,8 @@
 """Readers of running text: plain text, source code, LaTeX, JSON Lines; and gold spans for base64 blocks.
 
 Every reader cuts a long file into documents of about ``max_chars`` characters (option, default 4000) at natural
-boundaries, so that concatenating a file's documents gives its text back (newlines normalised to "\\n").
+boundaries (for Python: between statements, see `featuretests.corpora.readers.python`), so that concatenating a
+file's documents gives its text back (newlines normalised to "\\n").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from featuretests.corpora.documents import Document, GoldSpan, chunk_text
 from featuretests.corpora.files import read_text
 from featuretests.corpora.readers.base import Source, chunk_at_boundaries
+from featuretests.corpora.readers.python import chunk_python
 
 __all__ = ["base64_spans", "read_code", "read_jsonl", "read_latex", "read_plain"]
 
@@ -48,9 +50,22 @@ def read_plain(src: Source) -> Iterator[Document]:
 
 
 def read_code(src: Source) -> Iterator[Document]:
-    """A source-code file, cut at blank lines; an empty file (an empty ``__init__.py``) gives no document."""
+    """A source-code file; an empty file (an empty ``__init__.py``) gives no document.
+
+    Python (a ``.py``/``.pyi`` file, or a corpus of domain "python") is cut between statements where it can and
+    never inside a string token (`chunk_python`); each document's metadata ``python_prefix``/``python_suffix`` say
+    which blocks and brackets it starts and ends inside (the code labeller tokenizes with them).
+    Other languages are cut at blank lines (`chunk_text`).
+    """
     text = read_text(src.path, encodings=src.encodings)
-    yield from _pieces(src, chunk_text(text, max_chars=src.max_chars))
+    if not (src.domain == "python" or src.path.suffix in (".py", ".pyi")):
+        yield from _pieces(src, chunk_text(text, max_chars=src.max_chars))
+        return
+    mark = bool(src.options.get("mark_base64", False))
+    for i, piece in enumerate(chunk_python(text, max_chars=src.max_chars)):
+        if piece.text.strip():
+            meta = {"python_prefix": piece.prefix, "python_suffix": piece.suffix}
+            yield src.document(i, piece.text, base64_spans(piece.text) if mark else (), **meta)
 
 
 def read_latex(src: Source) -> Iterator[Document]:
