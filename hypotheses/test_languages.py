@@ -18,7 +18,7 @@ ud_af = ft.corpus("ud-af-afribooms")
     precision=0.7,
     recall=0.5,
     controls=[(ud_nl, lambda t: t.text == " die"), (ud_af, lambda t: t.text == " die")],
-    xfail="toy-gelu-1l quick: best L0N354 precision 0.02 [0.00, 0.04], recall 0.63 [0.44, 1.00], AUROC 0.91"
+    xfail="toy-gelu-1l quick: best L0N354 precision 0.02 [0.00, 0.05], recall 0.73 [0.73, 0.73], AUROC 0.96"
     " (needs precision 0.7, recall 0.5)",
 )
 def die_is_german(t):

@@ -25,7 +25,7 @@ def left_right(t):
 @ft.hypothesis(
     latex,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N443 auroc 0.80 [0.76, 0.84]; needs auroc 0.85",
+    xfail="toy-gelu-1l quick: best L0N443 auroc 0.80 [0.76, 0.84] (needs auroc 0.85)",
 )
 def math_mode(t):
     """Some neuron fires inside math mode ($...$, equation, align, ...)."""

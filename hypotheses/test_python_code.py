@@ -32,7 +32,7 @@ def numbers(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N354 auroc 0.82 [0.79, 0.85]; needs auroc 0.85",
+    xfail="toy-gelu-1l quick: best L0N354 auroc 0.83 [0.81, 0.86] (needs auroc 0.85)",
 )
 def keywords(t):
     """Some neuron fires on Python keywords (if, for, return, ...), identified with the tokenize module."""
@@ -42,7 +42,7 @@ def keywords(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N141 auroc 0.79 [0.75, 0.84]; needs auroc 0.85",
+    xfail="toy-gelu-1l quick: best L0N496 auroc 0.81 [0.77, 0.84] (needs auroc 0.85)",
 )
 def indent_level_3(t):
     """Some neuron fires on the first token of a line indented three levels (the indentation-tracking question)."""
@@ -52,7 +52,7 @@ def indent_level_3(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N491 auroc 0.71 [0.67, 0.76]; needs auroc 0.85",
+    xfail="toy-gelu-1l quick: best L0N491 auroc 0.72 [0.66, 0.78] (needs auroc 0.85)",
 )
 def inside_comment(t):
     """Some neuron fires inside '#' comments."""
@@ -62,7 +62,7 @@ def inside_comment(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N180 auroc 0.65 [0.61, 0.69]; needs auroc 0.85",
+    xfail="toy-gelu-1l quick: best L0N180 auroc 0.66 [0.63, 0.70] (needs auroc 0.85)",
 )
 def inside_string(t):
     """Some neuron fires inside string literals."""
@@ -72,7 +72,7 @@ def inside_string(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N348 auroc 0.82 [0.70, 0.88]; needs auroc 0.85",
+    xfail="toy-gelu-1l quick: best L0N348 auroc 0.78 [0.72, 0.84] (needs auroc 0.85)",
 )
 def nested_brackets(t):
     """Some neuron fires at bracket nesting depth two or more (the bracket-depth question)."""
@@ -82,7 +82,7 @@ def nested_brackets(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N394 spearman 0.42 [0.32, 0.48] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N394 spearman 0.497 [0.409, 0.555] (needs spearman 0.5)",
 )
 def indent_level_tracked(t):
     """Some neuron's activation rises with the indent level (a numeric feature: Spearman >= 0.5 over all tokens).
@@ -95,7 +95,7 @@ def indent_level_tracked(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N26 spearman 0.23 [0.19, 0.27] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N184 spearman 0.26 [0.21, 0.32] (needs spearman 0.5)",
 )
 def bracket_depth_tracked(t):
     """Some neuron's activation rises with the total bracket nesting depth (Spearman >= 0.5)."""
@@ -107,7 +107,7 @@ def bracket_depth_tracked(t):
     precision=0.7,
     recall=0.5,
     controls=[(python, lambda t: (t.text == ",") & (t.prev_1 != "self"))],
-    xfail="toy-gelu-1l quick: best L0N112 precision 0.01 [0.00, 0.02], recall 0.58 [0.38, 0.75], AUROC 0.89"
+    xfail="toy-gelu-1l quick: best L0N112 precision 0.01 [0.00, 0.03], recall 0.82 [0.62, 0.91], AUROC 0.94"
     " (needs precision 0.7, recall 0.5)",
 )
 def self_comma_trigram(t):
