@@ -143,8 +143,8 @@ def test_a_seed_that_already_disagrees_is_reported_unmutated(on_x: LoadedModel) 
 @pytest.mark.slow
 @pytest.mark.shipped
 def test_toy_gelu_self_neuron_a_position_claim_is_falsified_consistently() -> None:
-    """On the shipped toy model, the claim "L0N323 fires on ' self' right after BOS only" falls to one mutation,
-    and the counterexample's label and activation are what an independent rebuild of its text gives."""
+    """On the shipped toy model, the claim "the ' self' neuron fires on ' self' right after BOS only" falls to one
+    mutation, and the counterexample's label and activation are what an independent rebuild of its text gives."""
     from featuretests.models.loader import load_model
     from featuretests.models.zoo import ZOO_DIR
 
@@ -153,16 +153,18 @@ def test_toy_gelu_self_neuron_a_position_claim_is_falsified_consistently() -> No
     model = load_model("toy-gelu-1l", device="cpu")
     seed = "        self.y = y\n"
     ids = np.array([[0, *model.tokenizer(seed)["input_ids"]]])
-    a = unit_activations(model, ids, "blocks.0.mlp.hook_post", 323)[0]
-    threshold = float(a[2]) / 2  # ' self' sits at position 2
+    every_unit = unit_activations(model, ids, "blocks.0.mlp.hook_post", slice(None))[0]  # type: ignore[arg-type]
+    unit = int(np.argmax(every_unit[2]))  # the unit firing most on ' self' (position 2): L0N323 on the 4096 model
+    a = every_unit[:, unit]
+    threshold = float(a[2]) / 2
     expr = lambda t: (t.text == " self") & (t.pos_in_ctx <= 2)  # noqa: E731 - claims: only right after BOS
     found = falsify(
-        model, expr, "L0N323", threshold=threshold, seeds=[seed], domain="python", lang="code", max_examples=60
+        model, expr, f"L0N{unit}", threshold=threshold, seeds=[seed], domain="python", lang="code", max_examples=60
     )
     assert found is not None and len(found.mutations) == 1
     table = rebuild(model, found.text, [])
     ids = np.array([[0, *table.token_id]])
-    again = unit_activations(model, ids, "blocks.0.mlp.hook_post", 323)[0, found.position + 1]
+    again = unit_activations(model, ids, "blocks.0.mlp.hook_post", unit)[0, found.position + 1]
     assert tuple(table.text) == found.tokens and bool(expr(table)[found.position]) == found.label
     assert again == pytest.approx(found.activation, abs=1e-4)
     assert (again > threshold) != found.label

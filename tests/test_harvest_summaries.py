@@ -128,6 +128,37 @@ def test_merge_of_two_parts_equals_one_pass(split: int) -> None:
     _assert_same(merge(HookSummary.empty(5, 5), one), one, rtol=0)
 
 
+def test_blocked_and_flushed_paths_give_the_same_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny scratch blocks (one or two units per scatter block, 7 rows per moment block) and a flush of the int32
+    counts at every batch give the summary of the default path, for batches of varying sizes."""
+    from featuretests.harvest import batch_stats
+
+    lengths = np.array([31, 31, 5, 31, 0, 17, 31, 31, 2, 31, 9])
+    x = _synthetic(1, int(lengths.sum()), 6, seed=4)
+    ref = _one_pass(x, lengths)
+    monkeypatch.setattr(batch_stats, "_INDEX_ELEMENTS", 50)
+    monkeypatch.setattr(batch_stats, "_BLOCK_ELEMENTS", 6 * 7)
+    monkeypatch.setattr(batch_stats, "_COUNT_LIMIT", 40)
+    for batch in (1, 3, 4):
+        _assert_same(_one_pass(x, lengths, batch=batch), ref, rtol=1e-5)  # moments: other batch sums
+
+
+def test_top_position_of_a_zero_max_is_the_first_zero_of_either_sign() -> None:
+    """+0.0 and -0.0 are equal values with different bits (and the window max may carry either sign): the first
+    zero of either sign is where a zero max is reached."""
+    rng = np.random.default_rng(6)
+    lengths = np.full(6, 31)
+    x = np.full((6 * 31, 64), -1.0, dtype=np.float16)
+    for w in range(6):
+        for u in range(64):
+            rows = w * 31 + rng.choice(31, size=rng.integers(1, 5), replace=False)
+            x[rows, u] = np.where(rng.random(rows.size) < 0.5, np.float16(-0.0), np.float16(0.0))
+    s = _one_pass(x, lengths, top_k=6)
+    for u in range(64):
+        fields = ("top_value", "top_window", "top_position")
+        assert list(zip(*(getattr(s, f)[:, u].tolist() for f in fields), strict=True)) == _brute_top(x, lengths, u, 6)
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     lengths = np.full(6, 31)
     s = _one_pass(_synthetic(6, 31, 4, seed=3), lengths)

@@ -33,14 +33,18 @@ class _StopForward(Exception):
 class Capture:
     """Hooks on `hook_names` of `bridge`; `run(tokens)` returns {hook: [batch, pos, units] float16 CPU tensor}.
 
+    With `first_position` p, per-token hooks keep positions p... only (harvest drops the BOS at 0 this way, in the
+    copy it makes anyway), so pos is the number of positions minus p.
+
     Use as a context manager: the hooks live for the whole `with` block (attached once, not per batch) and are
     removed on exit, exceptions included.
     """
 
-    def __init__(self, bridge: Any, hook_names: list[str], model_name: str) -> None:
+    def __init__(self, bridge: Any, hook_names: list[str], model_name: str, *, first_position: int = 0) -> None:
         self.bridge = bridge
         self.hook_names = list(dict.fromkeys(hook_names))
         self.model_name = model_name
+        self.first_position = first_position  # per-token hooks keep positions first_position... only
         self._got: dict[str, Any] = {}
         self._stack = contextlib.ExitStack()
 
@@ -49,7 +53,10 @@ class Capture:
             import torch
 
             # a copy: later layers may reuse this tensor; float16 on CPU is what the store keeps
-            self._got[name] = tensor.detach().to(device="cpu", dtype=torch.float16, copy=True)
+            kept = tensor.detach()
+            if kept.dim() == 3 and self.first_position:
+                kept = kept[:, self.first_position :]  # the copy below is then contiguous without them
+            self._got[name] = kept.to(device="cpu", dtype=torch.float16, copy=True).contiguous()
             if len(self._got) == len(self.hook_names):
                 raise _StopForward
 

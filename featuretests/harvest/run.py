@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -49,7 +50,7 @@ def harvest(
     device: str | None = None,
     batch_size: int = 32,
     progress: bool = False,
-    shard_windows: int = 256,
+    shard_windows: int = 1024,
     top_k: int = TOP_K,
 ) -> ActivationStore:
     """Activations of `hooks` (default: every layer's ``mlp.post``) on every valid token of `windows`.
@@ -61,7 +62,9 @@ def harvest(
     a complete one is opened (no forward pass), a partial one resumed, a corrupt one rebuilt. Two processes asking
     for the same store serialise on a file lock: the second waits, then reads.
     device: None (the model's) or the device the model is on; batch_size: windows per forward pass;
-    shard_windows: windows per committed shard (used only when the store is created).
+    shard_windows: windows per committed shard (used only when the store is created; a commit writes every hook's
+    cumulative summary, ~9 MB per 512 units, so shards are large: 1024 windows of 256 tokens is ~260k tokens, a few
+    seconds of work that a killed harvest redoes).
     """
     if batch_size < 1 or shard_windows < 1 or top_k < 1:
         raise InvalidArgument(
@@ -140,8 +143,6 @@ def _base_manifest(
     shard_windows: int,
     top_k: int,
 ) -> dict[str, Any]:
-    from importlib.metadata import version
-
     provenance = {
         "weights_sha256": model.weights_sha256,
         "table_key": table_key,
@@ -151,7 +152,7 @@ def _base_manifest(
         "model": model.name,
         "device": str(device),
         "batch_size": batch_size,
-        "versions": {p: version(p) for p in ("torch", "transformer-lens", "numpy")},
+        "versions": _versions(),
     }
     return {
         "format": FORMAT,
@@ -168,6 +169,14 @@ def _base_manifest(
     }
 
 
+@functools.cache
+def _versions() -> dict[str, str]:
+    """Versions recorded in the provenance (importlib.metadata takes ~5 ms per package: read once)."""
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("torch", "transformer-lens", "numpy")}
+
+
 def _fill(
     model: LoadedModel, builder: StoreBuilder, inp: HarvestInput, device: Any, batch_size: int, progress: bool
 ) -> int:
@@ -182,7 +191,8 @@ def _fill(
     bar = tqdm(total=inp.n_tokens, initial=builder.rows_done, disable=not progress, unit="tok", desc="harvest")
     writer = _Writer(builder, inp)
     try:
-        with Capture(model.bridge, writer.hooks, model.name) as capture, ThreadPoolExecutor(1) as pool:
+        capture = Capture(model.bridge, writer.hooks, model.name, first_position=1)  # the BOS is never stored
+        with capture, ThreadPoolExecutor(1) as pool:
             for index, w0, w1 in builder.pending():
                 writer.begin(index, w0, w1)
                 pending: Future[None] | None = None
@@ -241,10 +251,12 @@ class _Writer:
         return self.acc
 
     def add(self, acts: dict[str, Any], b0: int, b1: int) -> None:
-        """Store and summarise one batch: acts[hook] is [batch, pos, units] float16 on the CPU."""
+        """Store and summarise one batch: acts[hook] is [batch, pos, units] float16 on the CPU, positions 1...
+
+        (position 0, the BOS, is never stored: the capture leaves it out)."""
         acc = self._open({h: int(acts[h].shape[-1]) for h in self.hooks})
         inp = self.inp
-        valid = inp.valid[b0:b1, : acts[self.hooks[0]].shape[1]]
+        valid = inp.valid[b0:b1, 1 : 1 + acts[self.hooks[0]].shape[1]]
         offsets = inp.offsets[b0 : b1 + 1] - inp.offsets[b0]
         positions = inp.positions[inp.offsets[b0] : inp.offsets[b1]]
         windows = np.arange(b0, b1, dtype=np.int64)
@@ -277,6 +289,6 @@ def _valid_rows(acts: Any, valid: np.ndarray) -> Any:
     """[n_valid, units] rows of acts ([batch, pos, units]) where valid ([batch, pos]) holds, window by window."""
     import torch
 
-    if not valid[:, 0].any() and valid[:, 1:].all():  # the common case: full windows, BOS skipped
-        return acts[:, 1:].reshape(-1, acts.shape[-1])
+    if valid.all():  # the common case, full windows: a view
+        return acts.reshape(-1, acts.shape[-1])
     return acts[torch.from_numpy(np.ascontiguousarray(valid))]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -137,7 +137,26 @@ class HookSummary:
         return cls(**values)
 
 
-def _merge_moments(a: HookSummary, b: HookSummary) -> dict[str, Any]:
+class _HasMoments(Protocol):
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+    m3: np.ndarray
+    m4: np.ndarray
+
+
+@dataclass(frozen=True)
+class Moments:
+    """count, mean and central moment sums M2, M3, M4 ([U] float64 each) of a set of rows."""
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+    m3: np.ndarray
+    m4: np.ndarray
+
+
+def _merge_moments(a: _HasMoments, b: _HasMoments) -> dict[str, Any]:
     """Chan et al. / Pebay pairwise update of (n, mean, M2, M3, M4)."""
     na, nb = float(a.count), float(b.count)
     n = na + nb
@@ -192,80 +211,111 @@ def merge(a: HookSummary, b: HookSummary) -> HookSummary:
 
 
 class Accumulator:
-    """Folds batches of rows into a running `HookSummary` (the streaming side of `merge`)."""
+    """Folds batches of rows into a running `HookSummary` (the streaming side of `merge`).
+
+    The histogram and sample tables live in torch and are updated in place (see `batch_stats`); `summary` reads
+    them back, so read it once per shard, not once per batch.
+    """
 
     def __init__(self, start: HookSummary) -> None:
-        self.summary = start
-        self._workspace: Any = None
+        self._summary = start
+        self._moments: _HasMoments = start
+        self._min, self._max = start.min, start.max
+        self._top = {name: getattr(start, name) for name in _TOP_FIELDS}
+        self._workspace: Any = None  # batch_stats.Workspace, created by the first batch
+        self._fresh = True  # _summary includes every batch added
+
+    @property
+    def summary(self) -> HookSummary:
+        """The summary of the start plus every batch added (a snapshot: later batches do not change it)."""
+        if not self._fresh:
+            hist = self._workspace.hist()
+            m = self._moments
+            self._summary = HookSummary(
+                count=m.count,
+                mean=m.mean,
+                m2=m.m2,
+                m3=m.m3,
+                m4=m.m4,
+                min=self._min,
+                max=self._max,
+                hist=hist,
+                sample_key=self._workspace.sample_key(hist),
+                **self._top,
+            )
+            self._fresh = True
+        return self._summary
 
     def add(self, rows: Any, windows: np.ndarray, offsets: np.ndarray, positions: np.ndarray, row0: int) -> None:
         """Add one batch.
 
-        rows: [n, U] float16 torch tensor (CPU) of the batch's stored rows, window by window.
+        rows: [n, U] float16 torch tensor (CPU, contiguous) of the batch's stored rows, window by window.
         windows: [B] global window ids; offsets: [B + 1] row offsets of each window within `rows`;
         positions: [n] position of each row in its window; row0: store row of rows[0].
         """
+        if rows.shape[1] != self._summary.width:
+            raise ValueError(f"rows have {rows.shape[1]} units, the summary {self._summary.width}")
         if rows.shape[0] == 0:
             return  # a batch of empty windows adds nothing
         if self._workspace is None:
             from featuretests.harvest.batch_stats import Workspace
 
-            self._workspace = Workspace(self.summary.width)
-        stats = self._workspace.stats(rows, offsets, row0)
-        part = replace(
-            HookSummary.empty(self.summary.width, self.summary.top_k),
-            **stats.moments,
-            min=stats.min,
-            max=stats.max,
-            hist=stats.hist,
-            sample_key=stats.sample_key,
-        )
-        top = self._top_with_batch(self.summary, rows, stats.window_max, windows, offsets, positions, row0)
-        self.summary = replace(_merge_rest(self.summary, part), **top)
-
-    @staticmethod
-    def _top_with_batch(
-        s: HookSummary,
-        rows: Any,
-        window_max: np.ndarray,
-        windows: np.ndarray,
-        offsets: np.ndarray,
-        positions: np.ndarray,
-        row0: int,
-    ) -> dict[str, np.ndarray]:
-        """Merge the batch's window maxima ([B, U]) into the running top-k, locating positions only for winners."""
-        k = s.top_k
-        n_windows = window_max.shape[0]
-        value = np.concatenate([s.top_value, window_max])  # [K + B, U]
-        batch_window = np.where(np.isfinite(window_max), windows[:, None], _NO_WINDOW)  # empty windows sort last
-        window = np.concatenate([s.top_window, batch_window])
-        order = np.lexsort((window, -value), axis=0)[:k]  # [K, U]
-        take = {
-            "top_value": value,
-            "top_window": window,
-            "top_position": np.concatenate([s.top_position, np.full((n_windows, s.width), -1, np.int64)]),
-            "top_row": np.concatenate([s.top_row, np.full((n_windows, s.width), -1, np.int64)]),
-        }
-        out = {name: np.take_along_axis(arr, order, 0) for name, arr in take.items()}
-        # winners from this batch (not empty windows): locate the first row reaching each window's max
-        slot, unit = np.nonzero((order >= k) & np.isfinite(out["top_value"]))
-        local = order[slot, unit] - k
-        first = _first_row_of_max(rows, offsets, local, unit, window_max[local, unit])
-        out["top_row"][slot, unit] = row0 + first
-        out["top_position"][slot, unit] = positions[first]
-        return out
+            self._workspace = Workspace(self._summary.hist, self._summary.sample_key)
+        stats = self._workspace.add(rows, offsets, row0)
+        self._fresh = False
+        self._moments = Moments(**_merge_moments(self._moments, stats.moments))
+        self._min = np.minimum(self._min, stats.min)
+        self._max = np.maximum(self._max, stats.window_max.max(axis=0))
+        self._top = _top_with_batch(self._top, stats.by_unit, stats.window_max, windows, offsets, positions, row0)
 
 
-def _first_row_of_max(
-    rows: Any, offsets: np.ndarray, local: np.ndarray, units: np.ndarray, value: np.ndarray
-) -> np.ndarray:
-    """For each (window `local[i]`, unit `units[i]`), the first batch row in the window whose value is `value[i]`."""
-    if local.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    data = rows.numpy()  # [n, U] float16
-    start, stop = offsets[local], offsets[local + 1]
-    width = int((stop - start).max())
-    idx = start[:, None] + np.arange(width)[None, :]  # [m, width]
-    inside = idx < stop[:, None]
-    hit = (data[np.minimum(idx, data.shape[0] - 1), units[:, None]] == value[:, None].astype(np.float16)) & inside
-    return start + hit.argmax(axis=1)
+_TOP_FIELDS = ("top_value", "top_window", "top_position", "top_row")
+
+
+def _top_with_batch(
+    top: dict[str, np.ndarray],
+    by_unit: np.ndarray,
+    window_max: np.ndarray,
+    windows: np.ndarray,
+    offsets: np.ndarray,
+    positions: np.ndarray,
+    row0: int,
+) -> dict[str, np.ndarray]:
+    """Merge the batch's window maxima ([B, U]) into the running top-k, locating positions only for winners.
+
+    by_unit: the batch's rows transposed ([U, n] float16).
+    Only units where some window beats the current k-th entry (by value, then by smaller window) are re-sorted;
+    the others keep their arrays. The result equals a lexsort of all K + B entries of every unit.
+    """
+    k = top["top_value"].shape[0]
+    finite = np.isfinite(window_max)
+    kth_value, kth_window = top["top_value"][-1], top["top_window"][-1]
+    beats = (window_max > kth_value) | ((window_max == kth_value) & (windows[:, None] < kth_window))
+    units = np.flatnonzero((finite & beats).any(axis=0))
+    if units.size == 0:
+        return top
+    batch_max = window_max[:, units]
+    value = np.concatenate([top["top_value"][:, units], batch_max])  # [K + B, u]
+    batch_window = np.where(finite[:, units], windows[:, None], _NO_WINDOW)  # empty windows sort last
+    window = np.concatenate([top["top_window"][:, units], batch_window])
+    order = np.lexsort((window, -value), axis=0)[:k]  # [K, u]; last key is primary
+    blank = np.full((window_max.shape[0], units.size), -1, np.int64)
+    take = {
+        "top_value": value,
+        "top_window": window,
+        "top_position": np.concatenate([top["top_position"][:, units], blank]),
+        "top_row": np.concatenate([top["top_row"][:, units], blank]),
+    }
+    out = {}
+    for name, arr in take.items():
+        out[name] = top[name].copy()
+        out[name][:, units] = np.take_along_axis(arr, order, 0)
+    # winners from this batch (not empty windows): locate the first row reaching each window's max
+    slot, col = np.nonzero((order >= k) & np.isfinite(out["top_value"][:, units]))
+    local = order[slot, col] - k
+    from featuretests.harvest.batch_stats import first_row_of_max
+
+    first = first_row_of_max(by_unit, offsets, local, units[col], batch_max[local, col])
+    out["top_row"][slot, units[col]] = row0 + first
+    out["top_position"][slot, units[col]] = positions[first]
+    return out
