@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from featuretests.render.html import render_analysis_page
+
 __all__ = [
     "ANALYSES",
     "add_common_arguments",
@@ -154,6 +156,7 @@ def write_outputs(
     md = markdown.rstrip() + ("\n\n" + "\n\n".join(images) if images else "") + "\n"
     (folder / f"{name}.md").write_text(md, encoding="utf-8")
     written.append(folder / f"{name}.md")
+    written.append(render_analysis_page(name, markdown, dict(svgs or {}), folder))
     return written
 
 

@@ -66,3 +66,22 @@ def test_the_browser_check_catches_a_broken_page(tmp_path: Path) -> None:
     page.write_text("<!DOCTYPE html><html><body><script>notDefined();</script></body></html>")
     check = check_page(page, tmp_path / "broken.png")
     assert not check.ok and any("notDefined" in e for e in check.console_errors)
+
+
+def test_analysis_pages_are_self_contained_and_linked_from_the_index(tmp_path: Path) -> None:
+    from featuretests.render.html import render_analysis_page
+
+    index = render_html_report(_layer_results(3), tmp_path / "html")
+    assert "Analyses" not in index.read_text()  # no analysis folder yet: no section
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20"/></svg>'
+    page = render_analysis_page(
+        "distributions", "| unit | skew |\n|---|---|\n| <x> | 2.5 |", {"hist": svg}, tmp_path / "analysis"
+    )
+    text = page.read_text()
+    assert svg in text and "&lt;x&gt;" in text and "<x>" not in text  # figures inline, tables escaped
+    assert "<script" not in text and "https://" not in text  # offline: nothing fetched
+    index = render_html_report(_layer_results(3), tmp_path / "html")
+    assert 'href="../analysis/distributions.html"' in index.read_text()
+    if find_chromium() is not None:
+        check = check_page(page, tmp_path / "analysis.png")
+        assert check.ok, check

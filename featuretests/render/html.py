@@ -130,7 +130,7 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _index_page(results: dict[str, Any], neuron_keys: list[str]) -> str:
+def _index_page(results: dict[str, Any], neuron_keys: list[str], extra: str = "") -> str:
     prov = results["provenance"]
     model = prov.get("model", {})
     body = [
@@ -165,6 +165,7 @@ def _index_page(results: dict[str, Any], neuron_keys: list[str]) -> str:
                 f"<td>{_e(_fmt(data.get('summary', {}).get('max')))}</td><td>{_e(best.get('name', ''))}</td></tr>"
             )
         body.append("</tbody></table>")
+    body.append(extra)
     return _page("featuretests report", "".join(body), _FILTER_JS if neuron_keys else "")
 
 
@@ -174,13 +175,39 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def render_analysis_page(name: str, markdown: str, svgs: dict[str, str], out_dir: Path) -> Path:
+    """Write ``<name>.html`` under `out_dir`: the analysis's Markdown tables as text and its SVG figures inline.
+
+    Self-contained (no CDN, no script), so it opens offline; the main report's index links every such page found in
+    the ``analysis`` folder beside its ``html`` folder.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = "".join(f"<figure>{svg}<figcaption>{_e(fig)}</figcaption></figure>" for fig, svg in svgs.items())
+    body = f"<h1>analysis: {_e(name)}</h1><pre>{_e(markdown)}</pre>{figures}"
+    path = out_dir / f"{name}.html"
+    _write(path, _page(f"featuretests analysis: {name}", body))
+    return path
+
+
+def _analysis_links(out_dir: Path) -> str:
+    pages = sorted((out_dir.parent / "analysis").glob("*.html"))
+    if not pages:
+        return ""
+    items = "".join(f'<li><a href="../analysis/{_e(p.name)}">{_e(p.stem)}</a></li>' for p in pages)
+    return f"<h2>Analyses</h2><ul>{items}</ul>"
+
+
 def render_html_report(results: dict[str, Any], out_dir: Path) -> Path:
-    """Write ``index.html`` and one page per neuron in ``results["neurons"]`` under `out_dir`; return the index."""
+    """Write ``index.html`` and one page per neuron in ``results["neurons"]`` under `out_dir`; return the index.
+
+    Analysis pages written by ``featuretests analyze`` into ``<out_dir>/../analysis/`` are linked from the index.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     neurons = results.get("neurons", {})
     keys = sorted(neurons)
     for key in keys:
         _write(out_dir / neuron_page_name(key), _neuron_page(key, neurons[key]))
     index = out_dir / "index.html"
-    _write(index, _index_page(results, keys))
+    page = _index_page(results, keys, _analysis_links(out_dir))
+    _write(index, page)
     return index
