@@ -14,6 +14,7 @@ TransformerLens or spaCy; those load when the first hypothesis runs). It
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="METRIC=DROP",
         help="allowed drop of a metric against the baseline, e.g. precision=0.05 (default 0.02 for every metric)",
     )
+    group.addoption(
+        "--ft-falsify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after judging, try N mutated inputs per hypothesis to falsify it (Hypothesis); 0: off",
+    )
     parser.addini("ft_model", "default model for hypotheses", default="toy-gelu-1l")
     parser.addini("ft_profile", "default corpus profile", default="quick")
 
@@ -62,6 +70,7 @@ class _PluginState:
         self.report_dir = opt("--ft-report-dir")
         self.baseline = opt("--ft-baseline")
         self.allowed = _parse_allowed(opt("--ft-allowed-regression"))
+        self.falsify = int(opt("--ft-falsify") or 0)
         self._sessions: dict[tuple[str, str, str | None], Any] = {}
         self.results: list[dict[str, Any]] = []
         self.neurons: dict[str, Any] = {}
@@ -169,6 +178,10 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
     return {} if marker is None else dict(marker.kwargs)
 
 
+class FalsifiedWarning(UserWarning):
+    """A hypothesis met its thresholds on the corpus, but a mutated input makes label and neuron disagree."""
+
+
 class HypothesisFailed(AssertionError):
     """Raised by a hypothesis item that does not meet its thresholds; carries the rendered explanation."""
 
@@ -187,11 +200,26 @@ class HypothesisItem(pytest.Item):
 
         session = _state(self.config).session(**_marker_kwargs(self))
         result = session.evaluate(self.hyp, test_id=self.nodeid)
+        budget = _state(self.config).falsify
+        if budget:
+            found = session.falsify(self.hyp, result["hypothesis"], max_examples=budget)
+            result["hypothesis"]["falsification"] = found
+            if found is not None and result["hypothesis"]["passed"]:
+                warnings.warn(
+                    FalsifiedWarning(f"{self.hyp.where()} passes, but an input falsifies it:\n{found['text']}"),
+                    stacklevel=1,
+                )
         self.user_properties.append((_RESULT_KEY, json.dumps(result["hypothesis"], allow_nan=False)))
         for key, page in result.get("neurons", {}).items():
             self.user_properties.append((_NEURON_KEY, json.dumps({"key": key, "page": page}, allow_nan=False)))
         if not result["hypothesis"]["passed"]:
-            raise HypothesisFailed(format_failure(result["hypothesis"]))
+            message = format_failure(result["hypothesis"])
+            found = result["hypothesis"].get("falsification")
+            if found is not None:
+                message += "\n  smallest counterexample found by mutation (--ft-falsify):\n    " + found[
+                    "text"
+                ].replace("\n", "\n    ")
+            raise HypothesisFailed(message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from featuretests.errors import FeatureTestsError

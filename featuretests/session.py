@@ -189,6 +189,33 @@ class Session:
         verdict = self.judge(h, corpus, chosen)
         return Score(str(chosen), verdict.metrics)
 
+    def falsify(self, h: Hypothesis, entry: dict[str, Any], *, max_examples: int = 100, seeds: int = 5) -> Any:
+        """Search mutations of the judged neuron's top contexts for a disagreement with `h` (see featuretests.falsify).
+
+        `entry` is h's results entry from `evaluate` (it names the judged neuron and its threshold). Returns a
+        JSON-ready dict (the counterexample, with ``marked`` context) or None when none is found within budget, or
+        when falsification does not apply: a numeric label, or a threshold that is undefined.
+        """
+        from dataclasses import asdict
+
+        from featuretests.falsify import falsify, seed_contexts
+
+        if entry.get("kind") != "bool" or entry.get("threshold") is None or not entry.get("neuron"):
+            return None
+        corpus = h.corpora[0]
+        contexts = seed_contexts(self, corpus, entry["neuron"], unit=h.target.unit_kind, k=seeds)
+        found = falsify(
+            self.model,
+            h.expr,
+            entry["neuron"],
+            threshold=float(entry["threshold"]),
+            seeds=contexts,
+            unit=h.target.unit_kind,
+            max_examples=max_examples,
+            seed=self.seed,
+        )
+        return None if found is None else {**asdict(found), "marked": found.marked, "text": str(found)}
+
     # -- provenance ---------------------------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
         from featuretests.report.provenance import provenance

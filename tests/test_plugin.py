@@ -317,3 +317,28 @@ def test_imported_and_private_hypotheses_are_not_collected_twice(pytester: pytes
     out = result.stdout.str()
     assert "test_hyps.py::paren_loose" in out
     assert "test_reuse.py" not in out, "a hypothesis imported from another file or named _x must not be collected"
+
+
+def test_falsify_option_reports_the_smallest_counterexample(pytester: pytest.Pytester, env: Env) -> None:
+    pytester.makepyfile(test_hyps=HYPOTHESES)
+    reports = pytester.path / "reports"
+    result = pytester.runpytest(*env.args, "--ft-falsify=40", f"--ft-report-dir={reports}", "-W", "default")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    # the untrained L0N3 is no '(' detector: mutation finds inputs where label and neuron disagree
+    assert "smallest counterexample found by mutation (--ft-falsify)" in out
+    assert "FalsifiedWarning" in out and "paren_loose" in out.split("warnings summary")[1]
+    entries = {h["name"]: h for h in json.loads((reports / "results.json").read_text())["hypotheses"]}
+    for name in ("paren_loose", "paren_perfect"):
+        found = entries[name]["falsification"]
+        assert found is not None and "[[" in found["marked"] and found["kind"] in ("false positive", "false negative")
+        assert (found["activation"] > found["threshold"]) != found["label"]
+
+
+def test_without_the_falsify_option_nothing_is_mutated(pytester: pytest.Pytester, env: Env) -> None:
+    pytester.makepyfile(test_hyps=HYPOTHESES)
+    reports = pytester.path / "reports"
+    result = pytester.runpytest(*env.args, f"--ft-report-dir={reports}")
+    assert "counterexample found by mutation" not in result.stdout.str()
+    entries = json.loads((reports / "results.json").read_text())["hypotheses"]
+    assert all("falsification" not in h for h in entries)
