@@ -42,6 +42,7 @@ ANALYSES: dict[str, str] = {
     "ablation": "featuretests.analysis.ablation:run",
     "attribution": "featuretests.analysis.attribution:run",
     "probes": "featuretests.analysis.probes:run",
+    "logit-examples": "featuretests.analysis.logit_examples:run",
 }
 
 
