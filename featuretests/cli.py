@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--tokens", type=int, default=0, help="override the token budget (for trials)")
-    p.add_argument("--vocab", type=int, default=0, help="override the vocabulary size (trains a new tokenizer)")
+    p.add_argument(
+        "--vocab", type=int, default=0, help="override the vocabulary size (default: per model, zoo.TOY_VOCAB)"
+    )
     p.set_defaults(func=_cmd_train)
 
     for module in _SUBCOMMAND_MODULES:

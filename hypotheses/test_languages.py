@@ -18,7 +18,7 @@ ud_af = ft.corpus("ud-af-afribooms")
     precision=0.7,
     recall=0.5,
     controls=[(ud_nl, lambda t: t.text == " die"), (ud_af, lambda t: t.text == " die")],
-    xfail="toy-gelu-1l quick: best L0N354 precision 0.02 [0.00, 0.05], recall 0.73 [0.73, 0.73], AUROC 0.96"
+    xfail="toy-gelu-1l quick: best L0N504 precision 0.03 [0.00, 0.08], recall 0.83 [0.67, 0.94], AUROC 0.98"
     " (needs precision 0.7, recall 0.5)",
 )
 def die_is_german(t):

@@ -11,15 +11,30 @@ import featuretests as ft
 python = ft.corpus("python-stdlib")
 
 
-@ft.hypothesis(python, neuron="L0N323", precision=0.7, recall=0.5, auroc=0.95)
+@ft.hypothesis(
+    python,
+    neuron="L0N50",
+    precision=0.7,
+    recall=0.5,
+    auroc=0.95,
+    xfail="toy-gelu-1l quick: L0N50 precision 0.38 [0.22, 0.55], recall 0.84 [0.78, 0.88], auroc 0.99 [0.99, 1.00]"
+    " (needs precision 0.7, recall 0.5, auroc 0.95)",
+)
 def self_token(t):
-    """L0N323 fires on the token ' self' (a single-token detector, the simplest kind of neuron)."""
+    """L0N50 fires on the token ' self' (a single-token detector, the simplest kind of neuron)."""
     return t.text == " self"
 
 
-@ft.hypothesis(python, neuron="L0N40", precision=0.7, recall=0.5)
+@ft.hypothesis(
+    python,
+    neuron="L0N424",
+    precision=0.7,
+    recall=0.5,
+    xfail="toy-gelu-1l quick: L0N424 precision 0.51 [0.47, 0.56], recall 0.62 [0.49, 0.74], AUROC 0.98"
+    " (needs precision 0.7, recall 0.5)",
+)
 def open_paren(t):
-    """L0N40 fires on an opening parenthesis token '('."""
+    """L0N424 fires on an opening parenthesis token '('."""
     return t.text == "("
 
 
@@ -32,7 +47,7 @@ def numbers(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N354 auroc 0.83 [0.81, 0.86] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N325 auroc 0.83 [0.80, 0.86] (needs auroc 0.85)",
 )
 def keywords(t):
     """Some neuron fires on Python keywords (if, for, return, ...), identified with the tokenize module."""
@@ -42,7 +57,7 @@ def keywords(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N496 auroc 0.81 [0.77, 0.84] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N314 auroc 0.79 [0.71, 0.84] (needs auroc 0.85)",
 )
 def indent_level_3(t):
     """Some neuron fires on the first token of a line indented three levels (the indentation-tracking question)."""
@@ -52,7 +67,7 @@ def indent_level_3(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N491 auroc 0.72 [0.66, 0.78] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N464 auroc 0.71 [0.64, 0.81] (needs auroc 0.85)",
 )
 def inside_comment(t):
     """Some neuron fires inside '#' comments."""
@@ -62,7 +77,7 @@ def inside_comment(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N180 auroc 0.66 [0.63, 0.70] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N177 auroc 0.63 [0.54, 0.71] (needs auroc 0.85)",
 )
 def inside_string(t):
     """Some neuron fires inside string literals."""
@@ -72,7 +87,7 @@ def inside_string(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N348 auroc 0.78 [0.72, 0.84] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N77 auroc 0.81 [0.78, 0.83] (needs auroc 0.85)",
 )
 def nested_brackets(t):
     """Some neuron fires at bracket nesting depth two or more (the bracket-depth question)."""
@@ -82,7 +97,7 @@ def nested_brackets(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N394 spearman 0.497 [0.409, 0.555] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N37 spearman 0.46 [0.33, 0.54] (needs spearman 0.5)",
 )
 def indent_level_tracked(t):
     """Some neuron's activation rises with the indent level (a numeric feature: Spearman >= 0.5 over all tokens).
@@ -95,7 +110,7 @@ def indent_level_tracked(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N184 spearman 0.26 [0.21, 0.32] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N2 spearman 0.38 [0.31, 0.47] (needs spearman 0.5)",
 )
 def bracket_depth_tracked(t):
     """Some neuron's activation rises with the total bracket nesting depth (Spearman >= 0.5)."""
@@ -107,7 +122,7 @@ def bracket_depth_tracked(t):
     precision=0.7,
     recall=0.5,
     controls=[(python, lambda t: (t.text == ",") & (t.prev_1 != "self"))],
-    xfail="toy-gelu-1l quick: best L0N112 precision 0.01 [0.00, 0.03], recall 0.82 [0.62, 0.91], AUROC 0.94"
+    xfail="toy-gelu-1l quick: best L0N386 precision 0.01 [0.00, 0.03], recall 0.72 [0.54, 0.92], AUROC 0.81"
     " (needs precision 0.7, recall 0.5)",
 )
 def self_comma_trigram(t):

@@ -14,7 +14,7 @@ repeats = ft.corpus("synthetic-repeats")
 @ft.hypothesis(
     books,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N188 auroc 0.76 [0.75, 0.77] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N504 auroc 0.78 [0.76, 0.80] (needs auroc 0.85)",
 )
 def word_continuation(t):
     """Some neuron fires on the second or later token of a word split over several tokens."""
@@ -24,7 +24,7 @@ def word_continuation(t):
 @ft.hypothesis(
     repeats,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N36 auroc 0.65 [0.64, 0.65] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N434 auroc 0.72 [0.71, 0.73] (needs auroc 0.85)",
 )
 def duplicate_token(t):
     """Some neuron fires on a token that already appeared earlier in the same context window."""
@@ -34,7 +34,7 @@ def duplicate_token(t):
 @ft.hypothesis(
     books,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N9 auroc 0.70 [0.68, 0.73] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N110 auroc 0.61 [0.59, 0.64] (needs auroc 0.85)",
 )
 def early_position(t):
     """Some neuron fires in the first eight positions of the context window (a positional neuron)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, ZOO_DIR
+from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, TOY_VOCAB, ZOO_DIR
 from featuretests.training.data import DomainStreams, build_streams, file_hashes, load_streams
 from featuretests.training.evaluate import add_k_bigram_nll, add_k_unigram_nll, eval_windows, model_nll
 from featuretests.training.loop import TrainSpec, train
@@ -29,7 +29,7 @@ EVAL_TOKENS = 60_000
 
 def spec_for(name: str, **overrides: Any) -> TrainSpec:
     n_layers, act_fn, tokens = TOY_MODELS[name]
-    fields: dict[str, Any] = {"tokens": tokens, **overrides}
+    fields: dict[str, Any] = {"tokens": tokens, "d_vocab": TOY_VOCAB[name], **overrides}
     return TrainSpec(name=name, n_layers=n_layers, act_fn=act_fn, **fields)
 
 
@@ -95,46 +95,59 @@ def train_and_ship(
     out_dir: Path = ZOO_DIR,
     spec_overrides: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train each named toy model (resuming), ship it to ``out_dir/<name>`` and write its model card."""
+    """Train each named toy model (resuming), ship it to ``out_dir/<name>`` and write its model card.
+
+    Tokenizer and token streams live in ``run_dir/vocab-<size>/`` (shared by the models of that vocabulary size,
+    so GELU and SoLU twins read identical data); checkpoints in ``run_dir/<name>.ckpt``.
+    """
+    specs = [spec_for(name, **(spec_overrides or {})) for name in names]
+    cards = []
+    for vocab in sorted({spec.d_vocab for spec in specs}):  # one tokenizer and set of streams per vocabulary size
+        tokenizer, streams = prepare_data(run_dir / f"vocab-{vocab}", root=root, vocab=vocab)
+        for spec in (s for s in specs if s.d_vocab == vocab):
+            cards.append(
+                _train_one(spec, tokenizer, streams, run_dir=run_dir, root=root, device=device, out_dir=out_dir)
+            )
+    return cards
+
+
+def _train_one(
+    spec: TrainSpec, tokenizer: Any, streams: DomainStreams, *, run_dir: Path, root: Path, device: str, out_dir: Path
+) -> dict[str, Any]:
+    """Train one model (resuming from ``run_dir/<name>.ckpt``), ship it, evaluate what shipped, write its card."""
     from featuretests.models.loader import load_model_dir, save_model_dir
     from featuretests.training.card import write_card
     from featuretests.training.loop import model_config
 
-    overrides = spec_overrides or {}
-    vocab = overrides.get("d_vocab", TrainSpec.d_vocab)
-    tokenizer, streams = prepare_data(run_dir, root=root, vocab=vocab)
+    name, vocab = spec.name, spec.d_vocab
     bos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    cards = []
-    for name in names:
-        spec = spec_for(name, **overrides)
-        t0 = time.time()
-        bridge, state = train(spec, streams, tokenizer, run_dir, device=device)
-        target = save_model_dir(bridge, tokenizer, model_config(spec), out_dir / name)
-        shipped = load_model_dir(target, device=device)  # evaluate exactly what ships (fp16-rounded)
-        evaluation = evaluate_model(shipped.bridge, streams, n_ctx=spec.n_ctx, vocab=vocab, bos=bos, device=device)
-        card = {
-            "name": name,
-            "spec": {k: v for k, v in spec.__dict__.items()},
-            "parameters": int(sum(p.numel() for p in shipped.bridge.parameters())),
-            "tokens_seen": state.step * spec.batch_size * spec.n_ctx,
-            "steps": state.step,
-            "train_wall_seconds": round(state.wall_seconds, 1),
-            "tokens_per_second": round(state.step * spec.batch_size * spec.n_ctx / max(state.wall_seconds, 1e-9)),
-            "final_train_loss": round(float(np.mean([v for _, v in state.losses[-50:]])), 4),
-            "device": device,
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "weights_sha256": shipped.weights_sha256,
-            "data": _data_section(streams, root),
-            "heldout": evaluation,
-            "quality_bar": {
-                d: {"required_margin": m, "met": evaluation.get(d, {}).get("margin_over_bigram", -1) >= m}
-                for d, m in QUALITY_BAR.items()
-            },
-            "pipeline_seconds": round(time.time() - t0, 1),
-        }
-        write_card(card, out_dir / name)
-        cards.append(card)
-    return cards
+    t0 = time.time()
+    bridge, state = train(spec, streams, tokenizer, run_dir, device=device)
+    target = save_model_dir(bridge, tokenizer, model_config(spec), out_dir / name)
+    shipped = load_model_dir(target, device=device)  # evaluate exactly what ships (fp16-rounded)
+    evaluation = evaluate_model(shipped.bridge, streams, n_ctx=spec.n_ctx, vocab=vocab, bos=bos, device=device)
+    card = {
+        "name": name,
+        "spec": {k: v for k, v in spec.__dict__.items()},
+        "parameters": int(sum(p.numel() for p in shipped.bridge.parameters())),
+        "tokens_seen": state.step * spec.batch_size * spec.n_ctx,
+        "steps": state.step,
+        "train_wall_seconds": round(state.wall_seconds, 1),
+        "tokens_per_second": round(state.step * spec.batch_size * spec.n_ctx / max(state.wall_seconds, 1e-9)),
+        "final_train_loss": round(float(np.mean([v for _, v in state.losses[-50:]])), 4),
+        "device": device,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "weights_sha256": shipped.weights_sha256,
+        "data": _data_section(streams, root),
+        "heldout": evaluation,
+        "quality_bar": {
+            d: {"required_margin": m, "met": evaluation.get(d, {}).get("margin_over_bigram", -1) >= m}
+            for d, m in QUALITY_BAR.items()
+        },
+        "pipeline_seconds": round(time.time() - t0, 1),
+    }
+    write_card(card, out_dir / name)
+    return card
 
 
 def _data_section(streams: DomainStreams, root: Path) -> dict[str, Any]:
