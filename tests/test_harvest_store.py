@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ def _flip_byte(path: Path, offset_from_end: int) -> None:
         fh.write(bytes([byte[0] ^ 0x40]))
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest", "summary"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest", "summary", "old-format"])
 def test_corrupt_store_is_detected_and_rebuilt(models: dict[str, Any], tmp_path: Path, damage: str) -> None:
     model = models["gelu-1l"]
     windows = _windows(8)
@@ -168,6 +169,10 @@ def test_corrupt_store_is_detected_and_rebuilt(models: dict[str, Any], tmp_path:
             fh.truncate(len(original) - 64)
     elif damage == "manifest":
         (store.path / "manifest.json").write_text("{not json")
+    elif damage == "old-format":  # a store written by a release with sha256 shard checksums
+        manifest = json.loads((store.path / "manifest.json").read_text())
+        manifest["format"] = 1
+        (store.path / "manifest.json").write_text(json.dumps(manifest))
     else:
         _flip_byte(store.path / store.manifest["summaries"][store.hooks[0]]["file"], 10)
     with pytest.raises(CorruptStore):

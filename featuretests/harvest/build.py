@@ -138,7 +138,7 @@ class StoreBuilder:
         return fh
 
     def commit_shard(
-        self, index: int, windows: tuple[int, int], rows: tuple[int, int], sha256: list[str], summaries: dict[str, Any]
+        self, index: int, windows: tuple[int, int], rows: tuple[int, int], crc32: list[str], summaries: dict[str, Any]
     ) -> None:
         """Record shard `index` (whose bytes are written) and the hooks' summaries through it."""
         if index != len(self.manifest["shards"]):
@@ -151,7 +151,7 @@ class StoreBuilder:
             summaries[hook].save(tmp)
             os.replace(tmp, self.path / name)
             entries[hook] = {"file": name, "sha256": sha256_file(self.path / name), "through_shard": index}
-        shard = {"index": index, "windows": list(windows), "rows": list(rows), "sha256": sha256}
+        shard = {"index": index, "windows": list(windows), "rows": list(rows), "crc32": crc32}
         complete = index + 1 == self.n_shards
         self.manifest = {
             **self.manifest,
