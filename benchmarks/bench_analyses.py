@@ -1,0 +1,103 @@
+"""Time of every research analysis on the 1L toy pair, at the quick and full profiles (issue 6, Speed).
+
+Each analysis runs as its own `featuretests analyze` subprocess, as a researcher would run it, twice per profile:
+first with an empty cache directory for that profile ("cold": token table, labels and activations are built), then
+again ("warm": everything is read back from the cache). Printed per run: wall seconds, CPU seconds (user + system
+of the child) and peak RSS (ru_maxrss of the child), with the memory goal of the harvest (4 GB) as the bound that
+the streaming analyses must keep. The cold time of the first analysis of a profile includes building the shared
+token table and labels, which the others then reuse: the table says which analysis paid for them.
+
+Run: `.venv/bin/python benchmarks/bench_analyses.py [--profiles quick full] [--only weights,probes]`.
+Another job on the machine slows every figure; CPU seconds are less sensitive to it than wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MODEL, MODEL_B = "toy-gelu-1l", "toy-solu-1l"
+CORPUS = "python-stdlib"  # the built-in corpus: the benchmark runs on any machine
+NEURON = "L0N0"
+LABEL = "t.text == ' self'"
+RSS_GOAL_GB = 4.0
+
+# analysis -> its own arguments on top of --model/--corpus/--profile (those that need a neuron or a label get one)
+ARGS: dict[str, list[str]] = {
+    "weights": [],
+    "distributions": ["--model-b", MODEL_B],
+    "monosemanticity": ["--model-b", MODEL_B, "--bootstrap", "200"],
+    "correspondence": ["--model-b", MODEL_B],
+    "logit-examples": [],
+    "ablation": ["--neurons", NEURON, "--label", LABEL, "--bootstrap", "200"],
+    "attribution": ["--neuron", NEURON],
+    "probes": ["--label", LABEL],
+    "decomposition": [],
+    "position": [],
+}
+
+
+def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float | int | str]:
+    """Run one analysis in a child process; its wall time, CPU time, peak RSS and exit code."""
+    cmd = [sys.executable, "-m", "featuretests.cli", "analyze", name, "--model", MODEL, "--corpus", CORPUS]
+    cmd += ["--profile", profile, "--cache-dir", str(cache), "--out", str(out), *ARGS.get(name, [])]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(f"  {name} ({profile}) exited {code}: {err.strip().splitlines()[-1:] or ''}", file=sys.stderr)
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_gb": usage.ru_maxrss / 1024**2,  # KiB on Linux
+        "code": code,
+    }
+
+
+def main() -> int:
+    from featuretests.cli_analyze import ANALYSES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", nargs="+", default=["quick"], choices=["quick", "full"])
+    parser.add_argument("--only", default=None, help="comma-separated analyses (default: all registered)")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(ANALYSES)
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        parser.error(f"unknown analyses {unknown}; registered: {', '.join(ANALYSES)}")
+    print(f"models {MODEL} (+ {MODEL_B} where the analysis compares two), corpus {CORPUS}")
+    print(
+        f"{'profile':<7} {'analysis':<16} {'cold wall':>9} {'cold cpu':>9} {'warm wall':>9} {'warm cpu':>9} "
+        f"{'peak RSS':>9}  memory"
+    )
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="ft-bench-analyses-") as tmp:
+        for profile in args.profiles:
+            cache, out = Path(tmp) / f"cache-{profile}", Path(tmp) / f"out-{profile}"
+            for name in names:
+                cold = run_one(name, profile, cache, out)
+                warm = run_one(name, profile, cache, out)
+                rss = max(float(cold["rss_gb"]), float(warm["rss_gb"]))
+                ok = cold["code"] == warm["code"] == 0
+                failed += not ok
+                verdict = ("MET" if rss < RSS_GOAL_GB else "MISSED") + f" (< {RSS_GOAL_GB:.0f} GB)"
+                print(
+                    f"{profile:<7} {name:<16} {cold['wall_s']:>8.1f}s {cold['cpu_s']:>8.1f}s {warm['wall_s']:>8.1f}s "
+                    f"{warm['cpu_s']:>8.1f}s {rss:>7.2f}GB  {verdict if ok else 'FAILED (see stderr)'}",
+                    flush=True,
+                )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
