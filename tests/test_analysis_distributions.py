@@ -1,16 +1,20 @@
 """Distribution statistics with planted answers: samples from known distributions give their known moments, tails,
-normal fit and bimodality; undefined cases carry reasons; the SVG helper emits well-formed SVG."""
+normal fit (KS and Anderson-Darling, raw and from the harvest's histograms) and bimodality; document-bootstrap
+intervals cover their estimates and shrink with more documents; undefined cases carry reasons; the SVG helper emits
+well-formed SVG."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from featuretests.analysis.distribution_ci import distribution_ci, summary_difference_ci, window_groups
 from featuretests.analysis.distributions import (
     BIMODAL_CUT,
     bimodality_coefficient,
@@ -24,6 +28,12 @@ from featuretests.analysis.distributions import (
     shape_distance,
     softmax_log_denominator,
     tail_fraction,
+)
+from featuretests.analysis.normality import (
+    anderson_darling,
+    anderson_darling_binned,
+    anderson_darling_summary,
+    ogive_segments,
 )
 from featuretests.analysis.plots import line_chart, panel_row
 
@@ -154,3 +164,242 @@ def test_svg_charts_are_well_formed() -> None:
     empty = line_chart({"nothing": ([np.nan], [1.0])})
     assert "no data" in empty and ET.fromstring(empty) is not None
     ET.fromstring(panel_row([chart, empty], title="both"))
+
+
+# --- Anderson-Darling (featuretests.analysis.normality) ---------------------------------------------------------
+
+
+def _scipy_a2(x: np.ndarray) -> float:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scipy 1.17 asks for `method`; the statistic is unchanged
+        return float(stats.anderson(x, "norm").statistic)
+
+
+def test_anderson_darling_matches_scipy_on_raw_samples(samples: np.ndarray) -> None:
+    x = samples[:5000]
+    ad = anderson_darling(x)
+    for j in range(4):
+        assert ad.statistic[j].value == pytest.approx(_scipy_a2(x[:, j]), rel=1e-9)
+    assert ad.statistic[4].value is None and "constant" in str(ad.statistic[4].undefined_reason)
+    a2 = ad.statistic.filled(0.0)
+    assert np.allclose(ad.corrected.filled(0.0), a2 * (1 + 0.75 / 5000 + 2.25 / 5000**2))
+    # A normal sample: small A*^2, not rejected; exponential and bimodal: huge A*^2, rejected, p undefined (< 1e-30).
+    assert ad.corrected[0].value < 1.0 and ad.p_value[0].value > 0.01
+    assert ad.corrected[1].value > 50 and ad.corrected[3].value > 50
+    assert ad.rejects(0.05).tolist() == [False, True, True, True, False]
+    assert ad.p_value[3].value is None and "1e-30" in str(ad.p_value[3].undefined_reason)
+    json.dumps(ad.to_json(), allow_nan=False)
+
+
+def test_anderson_verdict_agrees_with_scipy_critical_values() -> None:
+    """Stephens' rule: A*^2 > 0.752 at 5%, the same verdict as scipy's A^2 against its divided critical value, and
+    the p-value falls on the right side of each tabled level."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    for n in (10, 30, 200):
+        for _ in range(30):
+            x = rng.standard_t(4, n)
+            ad = anderson_darling(x)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                ref = stats.anderson(x, "norm")
+            crit = dict(zip(ref.significance_level / 100, ref.critical_values, strict=True))
+            for level in (0.15, 0.1, 0.05, 0.025, 0.01):
+                if abs(ref.statistic - crit[level]) > 2e-3:  # scipy rounds its critical values to 3 decimals
+                    assert bool(ad.rejects(level)[0]) == (ref.statistic > crit[level])
+            p = ad.p_value[0].value
+            if p is not None and abs(ad.corrected[0].value - 0.752) > 0.05:
+                assert (p < 0.05) == bool(ad.rejects(0.05)[0])
+
+
+def test_anderson_p_value_is_roughly_uniform_under_the_null() -> None:
+    rng = np.random.default_rng(7)
+    p = anderson_darling(rng.normal(size=(200, 400))).p_value.filled(-1.0)
+    assert (p >= 0).all()
+    assert 0.02 < (p < 0.05).mean() < 0.09 and 0.4 < np.median(p) < 0.6
+
+
+def test_anderson_undefined_cases() -> None:
+    one = anderson_darling(np.array([1.0]))
+    assert one.statistic.tolist() == [None] and one.p_value.tolist() == [None]
+    few = anderson_darling(np.array([0.1, 2.0, 0.5, 1.0, 3.0]))
+    assert few.statistic[0].value is not None and "n >= 8" in str(few.p_value[0].undefined_reason)
+
+
+def test_binned_anderson_with_point_bins_is_exact() -> None:
+    """Intervals that are the distinct values themselves (ties included) reproduce scipy's A^2 on the raw sample."""
+    rng = np.random.default_rng(2)
+    for x in (rng.normal(size=3000), np.round(rng.exponential(size=3000), 1), np.repeat([0.0, 1.0, 5.0], [50, 30, 3])):
+        values, counts = np.unique(x, return_counts=True)
+        b = anderson_darling_binned(counts, values, values, mean=x.mean(), sd=x.std(ddof=1))
+        assert b.statistic[0].value == pytest.approx(_scipy_a2(x), rel=1e-9, abs=1e-9)
+
+
+def _summary_of(x16: np.ndarray) -> Any:
+    """A HookSummary of float16 rows as the harvest keeps it: exact count, moments, min, max and the per-unit
+    histogram over the fixed float16 bins (`bins.bin_of`, the numpy twin of the harvest's torch binning; the
+    streaming accumulator itself is tested in test_harvest_summaries)."""
+    from dataclasses import replace
+
+    from featuretests.harvest import bins
+    from featuretests.harvest.summaries import HookSummary
+
+    x = x16.astype(np.float64)
+    hist = np.stack([np.bincount(bins.bin_of(x16[:, j]), minlength=bins.N_BINS) for j in range(x.shape[1])], axis=1)
+    return replace(
+        HookSummary.empty(x.shape[1]),
+        count=x.shape[0],
+        mean=x.mean(axis=0),
+        m2=((x - x.mean(axis=0)) ** 2).sum(axis=0),
+        min=x16.min(axis=0).astype(np.float32),
+        max=x16.max(axis=0).astype(np.float32),
+        hist=hist.astype(np.int64),
+    )
+
+
+def test_anderson_from_the_harvest_histogram_is_close_to_the_raw_statistic() -> None:
+    """Binned A^2 (float16 bins of ~6% relative width, spread by the fitted normal's shape) differs from the raw one
+    by the binning: within 0.15 + 5% of A^2 for units resolved by their bins (RMS bin width <= 0.25 sd); a unit
+    whose bins are many sd wide (mean 5, sd 0.01) is undefined rather than wrong."""
+    rng = np.random.default_rng(4)
+    n = 20_000
+    x = np.stack(
+        [
+            rng.normal(0.3, 1.0, n),
+            rng.normal(2.0, 1.0, n),
+            rng.standard_t(5, n),
+            rng.exponential(1.0, n),
+            np.where(rng.random(n) < 0.5, -3.0, 3.0) + rng.normal(size=n),
+            np.maximum(rng.normal(size=n), 0.0),  # ReLU-like: a point mass at exactly 0
+            5.0 + 0.01 * rng.normal(size=n),
+        ],
+        axis=1,
+    ).astype(np.float16)
+    summary = _summary_of(x)
+    binned = anderson_darling_summary(summary)
+    raw = anderson_darling(x).statistic.tolist()
+    got = binned.statistic.tolist()
+    for j in range(6):
+        assert got[j] is not None and abs(got[j] - raw[j]) <= 0.15 + 0.05 * raw[j], (j, got[j], raw[j])
+    assert got[0] < 1.5 and got[3] > 100  # normal small, exponential large: the verdicts survive the binning
+    assert got[6] is None and "too coarse" in str(binned.statistic[6].undefined_reason)
+    assert binned.bin_width is not None and binned.bin_width[0] < 0.1 and binned.bin_width[6] > 1
+
+
+def test_ogive_segments_tile_and_reject_overlaps() -> None:
+    left, right = ogive_segments([0.0, 1.0, 3.0], [0.5, 2.0, 3.0])
+    assert left.tolist() == [0.0, 0.75, 2.5] and right.tolist() == [0.75, 2.5, 3.0]
+    with pytest.raises(Exception, match="overlap"):
+        ogive_segments([0.0, 0.4], [0.5, 1.0])
+
+
+# --- Document-bootstrap intervals (featuretests.analysis.distribution_ci) ----------------------------------------
+
+
+def _documents(n_docs: int, per_doc: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Columns: normal, exponential, bimodal, constant, and a unit whose level is set per document."""
+    rng = np.random.default_rng(seed)
+    n = n_docs * per_doc
+    doc = np.repeat(np.arange(n_docs), per_doc)
+    x = np.stack(
+        [
+            rng.normal(size=n),
+            rng.exponential(size=n),
+            np.where(rng.random(n) < 0.5, -3.0, 3.0) + rng.normal(size=n),
+            np.full(n, 0.5),
+            rng.normal(size=n_docs)[doc] + 0.1 * rng.normal(size=n),
+        ],
+        axis=1,
+    )
+    return x, doc
+
+
+def test_distribution_ci_estimates_are_the_profile_statistics() -> None:
+    x, doc = _documents(60)
+    ci = distribution_ci(x, doc, n_resamples=200)
+    m = moments(x)
+    assert np.allclose(ci.estimate["skew"].filled(0.0), m.skew.filled(0.0))
+    assert np.allclose(ci.estimate["kurtosis"].filled(0.0), m.kurtosis.filled(0.0))
+    assert np.allclose(ci.estimate["bimodality"].filled(0.0), bimodality_coefficient(x).filled(0.0))
+    assert ci.estimate["frac_positive"].tolist() == pytest.approx((x > 0).mean(axis=0).tolist())
+    assert ci.estimate["skew"][3].value is None and ci.low["skew"][3].value is None  # constant: undefined
+    assert ci.estimate["frac_bimodal"].value == pytest.approx(
+        float((bimodality_coefficient(x).filled(0.0)[[0, 1, 2, 4]] > BIMODAL_CUT).mean())
+    )
+    assert ci.n_documents == 60
+    json.dumps(ci.to_json(), allow_nan=False)
+
+
+def test_distribution_ci_contains_the_estimate_and_shrinks_with_more_documents() -> None:
+    widths = []
+    for n_docs in (40, 640):
+        x, doc = _documents(n_docs, per_doc=50, seed=n_docs)
+        ci = distribution_ci(x, doc, n_resamples=300, seed=1)
+        for name in ("skew", "kurtosis", "bimodality", "frac_positive"):
+            est, low, high = (s.filled(np.nan)[[0, 1, 2, 4]] for s in (ci.estimate[name], ci.low[name], ci.high[name]))
+            assert (low <= est).all() and (est <= high).all(), name
+        picks = {"skew": 1, "kurtosis": 1, "bimodality": 2, "frac_positive": 0}
+        widths.append(np.array([ci.high[k][u].value - ci.low[k][u].value for k, u in picks.items()]))
+    assert (widths[1] < 0.5 * widths[0]).all()  # 16 x the documents: about 1/4 of the width
+
+
+def test_distribution_ci_resamples_documents_not_tokens() -> None:
+    """A unit whose sign is set per document: tokens of a document agree, so the interval of its fraction above
+    zero is as wide as the document-level spread, far wider than a token-level binomial interval."""
+    x, doc = _documents(50, per_doc=100)
+    ci = distribution_ci(x, doc, n_resamples=400)
+    p = ci.estimate["frac_positive"][4].value
+    token_halfwidth = 1.96 * np.sqrt(p * (1 - p) / len(doc))
+    assert (ci.high["frac_positive"][4].value - ci.low["frac_positive"][4].value) / 2 > 5 * token_halfwidth
+    # the same tokens in one big document each: the interval collapses to the token-level scale or below
+    one_each = distribution_ci(x[:, [4]], np.arange(len(doc)), n_resamples=100)
+    assert one_each.high["frac_positive"][0].value - one_each.low["frac_positive"][0].value < 4 * token_halfwidth
+
+
+def test_profile_carries_anderson_and_intervals_as_strict_json(samples: np.ndarray) -> None:
+    x = samples[:20_000]
+    doc = np.repeat(np.arange(100), 200)
+    summary = _summary_of(x.astype(np.float16))
+    p = profile(x, groups=doc, n_resamples=100, summary=summary)
+    json.dumps(p, allow_nan=False)
+    assert p["per_unit"]["anderson"][4] is None and p["per_unit"]["anderson"][1] > 50
+    assert p["frac_reject_normal_5pct"] == 0.75 and p["summary"]["anderson"]["median"] is not None
+    assert set(p["ci"]["summary"]) == {
+        "median_skew",
+        "median_kurtosis",
+        "median_bimodality",
+        "median_frac_positive",
+        "frac_bimodal",
+    }
+    assert p["ci"]["per_unit"]["skew"]["low"][4] is None and p["ci"]["n_documents"] == 100
+    check = p["anderson_from_histogram"]
+    assert check["n_compared"] >= 3 and check["median_rel_diff"] < 0.1
+
+
+def test_window_groups_follow_the_store_layout() -> None:
+    class _Store:
+        n_tokens, n_windows = 7, 3
+
+        def rows_of(self, w: int) -> slice:
+            return [slice(0, 3), slice(3, 3), slice(3, 7)][w]
+
+    assert window_groups(_Store()).tolist() == [0, 0, 0, 2, 2, 2, 2]
+
+
+def test_paired_difference_of_summaries_between_two_models() -> None:
+    """B's units are exponential where A's are normal, on the same tokens: median skew differs by ~2 with an interval
+    excluding 0; a model against itself differs by exactly 0 in every resample."""
+    rng = np.random.default_rng(8)
+    doc = np.repeat(np.arange(80), 100)
+    a = rng.normal(size=(8000, 6))
+    b = rng.exponential(size=(8000, 6))
+    d = summary_difference_ci(a, b, doc, n_resamples=200)
+    skew = d["median_skew"]
+    assert skew["difference"] == pytest.approx(2.0, abs=0.3) and 1.0 < skew["low"] <= skew["high"] < 3.0
+    same = summary_difference_ci(a, a, doc, n_resamples=50)
+    assert all(v == {"difference": 0.0, "low": 0.0, "high": 0.0} for v in same.values())
+    with pytest.raises(Exception, match="groups"):  # B read on other tokens
+        summary_difference_ci(a, b[:-1], doc, n_resamples=10)

@@ -1,5 +1,7 @@
 """Monosemanticity with planted answers: a neuron firing exactly on one token is explained by that token with held-out
-F1 1; rates and their bootstrap intervals; ranking stability; band precision; the automatic hypothesis library."""
+F1 1, and one firing on a conjunction ("w9 after w2", "w4 in a string", "w6 in German") by that compound label; rates
+and their bootstrap intervals; ranking stability and agreement across metrics; top-example precision; band
+precision; kurtosis vs F1; the automatic hypothesis library."""
 
 from __future__ import annotations
 
@@ -8,15 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from featuretests.analysis.library import build_library
+from featuretests.analysis.library import build_library, compound_labels
 from featuretests.analysis.monosemanticity import (
     band_precision_profile,
     explain,
+    ranking_agreement,
     ranking_stability,
     rate_ci,
     rate_difference_ci,
     report_counts,
     source_files,
+    tails_vs_monosemanticity,
+    top_activation_precision,
 )
 from featuretests.metrics.scores import Scores
 from featuretests.tokens import ColumnInfo
@@ -162,3 +167,128 @@ def test_chunks_of_one_file_share_a_group() -> None:
     ids = np.array(["py/a.py#0", "py/a.py#1", "py/b.py#0", "py#3", "py#4", "py/a.py#0"])
     g = source_files(ids, "py")
     assert g[0] == g[1] == g[5] and len({g[0], g[2], g[3], g[4]}) == 4
+
+
+# --- Compound labels ----------------------------------------------------------------------------------------------
+
+NC, VC, DOCS_C = 30_000, 12, 100
+
+
+@pytest.fixture(scope="module")
+def compound() -> dict[str, Any]:
+    """Tokens w0..w11 uniform at random, documents half English half German, 20% of tokens inside strings; neurons
+    firing exactly on "w9 after w2", on "w4 inside a string" and on "w6 in German", and one on w7 alone."""
+    rng = np.random.default_rng(1)
+    tok = rng.integers(0, VC, NC)
+    doc = np.repeat(np.arange(DOCS_C), NC // DOCS_C)
+    words = np.array([f"w{v}" for v in range(VC)])
+    text = words[tok]
+    prev = np.where(np.r_[True, doc[1:] != doc[:-1]], "", np.r_[[""], text[:-1]])
+    lang = np.where(doc % 2 == 0, "en", "de")
+    in_string = rng.random(NC) < 0.2
+    table = _Table(
+        {
+            "doc": ("core", "int", doc.astype(np.int32)),
+            "text": ("core", "str", text),
+            "lang": ("core", "str", lang),
+            "prev_1": ("generic", "str", prev),
+            "in_string": ("code", "bool", in_string),
+        }
+    )
+    acts = (rng.normal(size=(NC, 4)) * 0.05).astype(np.float32)
+    acts[:, 0] += (prev == "w2") & (text == "w9")
+    acts[:, 1] += (text == "w4") & in_string
+    acts[:, 2] += (text == "w6") & (lang == "de")
+    acts[:, 3] += text == "w7"
+    return {"table": table, "acts": acts, "doc": doc, "tok": tok, "prev": prev, "lang": lang, "in_string": in_string}
+
+
+def test_conjunction_neurons_get_their_compound_with_f1_one(compound: dict[str, Any]) -> None:
+    lib = build_library(compound["table"], top_tokens=VC, top_bigrams=200, top_context=200)
+    e = explain(compound["acts"], lib.matrix, compound["doc"])
+    best = [lib.names[i] for i in e.best_label]
+    assert best == [
+        "prev_1 == 'w2' & text == 'w9'",
+        "text == 'w4' & in_string",
+        "text == 'w6' & lang == 'de'",
+        "text == 'w7'",
+    ]
+    assert e.f1.tolist() == [pytest.approx(1.0, abs=0.02)] * 4  # equal-count bins of ~15 tokens: F1 ~ 1
+    assert lib.compound[e.best_label].tolist() == [True, True, True, False]
+    assert lib.families[e.best_label[0]] == "compound:bigram" and lib.families[e.best_label[2]] == "compound:context"
+    # Without the compounds the same neurons are explained badly: the conjunction is what they detect.
+    singles = build_library(compound["table"], top_tokens=VC)
+    e0 = explain(compound["acts"], singles.matrix, compound["doc"])
+    assert all(v < 0.7 for v in e0.f1.tolist()[:3]) and e0.f1[3].value == pytest.approx(1.0, abs=0.02)
+
+
+def test_compound_expressions_evaluate_to_their_masks(compound: dict[str, Any]) -> None:
+    lib = build_library(compound["table"], top_tokens=VC, top_bigrams=200, top_context=200)
+    t = _Attr(compound["table"])
+    for j in np.flatnonzero(lib.compound):
+        assert np.array_equal(eval(compile(lib.expressions[j], "<e>", "eval"), {}, {"t": t}), lib.matrix[:, j])
+    j = lib.names.index("prev_1 == 'w2' & text == 'w9'")
+    assert lib.expressions[j] == "(t.prev_1 == 'w2') & (t.text == 'w9')"
+
+
+def test_compounds_are_bounded_split_their_parts_and_skip_contexts(compound: dict[str, Any]) -> None:
+    table = compound["table"]
+    singles = build_library(table, top_tokens=VC)
+    lib = build_library(table, top_tokens=VC, top_bigrams=7, top_context=5)
+    assert len(lib) == len(singles) + 7 + 5 and lib.names[: len(singles)] == singles.names
+    fams = [f for f in lib.families if f.startswith("compound:")]
+    assert fams.count("compound:bigram") == 7 and fams.count("compound:context") == 5
+    counts = lib.matrix[:, lib.compound].sum(axis=0)
+    assert (counts[:7] == np.sort(counts[:7])[::-1]).all()  # most frequent pairs first
+    # No bigram with the empty previous token (document starts), no context ANDed with a context.
+    assert not any("prev_1 == ''" in n for n in lib.names)
+    assert not any(n.startswith(("in_string &", "lang ==")) for n in np.array(lib.names)[lib.compound])
+
+
+def test_a_pair_that_is_almost_its_token_is_not_added() -> None:
+    """z always follows y: "z after y" is the label text == 'z' again (share 1 > max_share) and is left out."""
+    text = np.array((["y", "z", "a", "b"] * 50) + (["a", "b"] * 100))
+    prev = np.r_[[""], text[:-1]]
+    table = _Table({"text": ("core", "str", text), "prev_1": ("generic", "str", prev)})
+    singles = build_library(table, top_tokens=10, max_prevalence=0.5)
+    added = compound_labels(table, singles, top_bigrams=50, top_context=0, max_prevalence=0.5)
+    assert "prev_1 == 'y' & text == 'z'" not in added.names  # z is always after y
+    assert "prev_1 == 'b' & text == 'a'" in added.names  # a follows b in part of its occurrences only
+
+
+# --- Ranking across metrics, top-example precision, tails vs F1 ---------------------------------------------------
+
+
+def test_top_activation_precision(planted: dict[str, Any]) -> None:
+    lib = planted["lib"]
+    e = explain(planted["acts"], lib.matrix, planted["doc"])
+    top = top_activation_precision(planted["acts"], lib.matrix, planted["doc"], e, k=20)
+    assert top[1].value == 1.0 and top[3].value == 1.0  # the w7 neuron's top documents all show w7
+    assert top[0].value < 0.5  # noise: its "best label" does not hold on its top examples
+    few = top_activation_precision(planted["acts"], lib.matrix, planted["doc"], e, k=10_000)
+    assert few.tolist() == [None] * 5 and "report documents" in str(few[0].undefined_reason)
+
+
+def test_ranking_agreement_between_metrics() -> None:
+    a = Scores.build("f1", np.linspace(0, 1, 20))
+    same = ranking_agreement({"f1": a, "auroc": Scores.build("auroc", np.linspace(0.5, 1, 20))})
+    assert same[0]["spearman"] == pytest.approx(1.0) and same[0]["top_overlap"] == 1.0
+    rev = ranking_agreement({"f1": a, "x": Scores.build("x", -np.linspace(0, 1, 20)), "y": a})
+    assert [(r["a"], r["b"]) for r in rev] == [("f1", "x"), ("f1", "y"), ("x", "y")]
+    assert rev[0]["spearman"] == pytest.approx(-1.0) and rev[0]["top_overlap"] == 0.0
+    few = ranking_agreement({"f1": Scores.build("f1", [0.1, 0.2]), "auroc": Scores.build("auroc", [0.3, 0.4])})
+    assert few[0]["spearman"] is None and "fewer than 3" in few[0]["reason"]
+
+
+def test_tails_vs_monosemanticity() -> None:
+    rng = np.random.default_rng(0)
+    kurt = rng.exponential(5.0, 300)
+    f1 = np.clip(kurt / kurt.max() + rng.normal(0, 0.05, 300), 0, 1)
+    out = tails_vs_monosemanticity(Scores.build("k", kurt), Scores.build("f1", f1), tau=0.3, n_resamples=300)
+    assert out["spearman"] > 0.8 and out["low"] <= out["spearman"] <= out["high"] and out["low"] > 0.6
+    rates = out["terciles"]["rate"]
+    assert rates[0] <= rates[1] <= rates[2] and out["terciles"]["high_minus_low"] > 0
+    none = tails_vs_monosemanticity(Scores.build("k", kurt), Scores.build("f1", rng.random(300)), n_resamples=300)
+    assert none["low"] < 0 < none["high"]  # unrelated: the interval covers 0
+    few = tails_vs_monosemanticity(Scores.build("k", [1.0, 2.0]), Scores.build("f1", [0.1, 0.2]))
+    assert few["spearman"] is None and "fewer than 6" in few["reason"]

@@ -8,6 +8,10 @@ float64, computed a block of units at a time (so a float16 memmap from the activ
 Undefined values are `Scores` entries with a reason, never NaN: a constant unit has no skew, kurtosis, tail
 fraction, normal fit or bimodality coefficient.
 
+Normality: the KS distance here and the Anderson-Darling A*^2 (`featuretests.analysis.normality`, exact from the
+stored activations or from the harvest's histograms). Uncertainty: document-bootstrap intervals of the per-unit
+statistics and their summaries (`featuretests.analysis.distribution_ci`).
+
 Reference values for a normal distribution: skew 0, excess kurtosis 0, tail fraction beyond 3 sd 0.27%
 (`normal_tail_fraction`), bimodality coefficient 1/3; a uniform gives 5/9, the conventional bimodality cut.
 """
@@ -30,6 +34,7 @@ __all__ = [
     "Moments",
     "add_arguments",
     "bimodality_coefficient",
+    "frac_positive",
     "histogram",
     "histogram_modes",
     "moments",
@@ -38,6 +43,7 @@ __all__ = [
     "profile",
     "qq_points",
     "run",
+    "sarle_bc",
     "shape_distance",
     "softmax_log_denominator",
     "tail_fraction",
@@ -163,11 +169,17 @@ def bimodality_coefficient(acts: ArrayLike, *, m: Moments | None = None) -> Scor
     n = float(m.n)
     if n < 4:
         return Scores.build("bimodality", np.zeros(a.shape[1]), [(np.ones(a.shape[1], bool), TOO_FEW)])
-    g1, g2 = m.skew.filled(0.0), m.kurtosis.filled(0.0)
-    big_g1 = g1 * np.sqrt(n * (n - 1)) / (n - 2)
-    big_g2 = (n - 1) * ((n + 1) * g2 + 6) / ((n - 2) * (n - 3))
-    bc = (big_g1**2 + 1) / (big_g2 + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+    bc = sarle_bc(m.skew.filled(0.0), m.kurtosis.filled(0.0), n)
     return Scores.build("bimodality", bc, [(m.constant, CONSTANT)])
+
+
+def sarle_bc(g1: ArrayLike, g2: ArrayLike, n: ArrayLike) -> np.ndarray:
+    """Sarle's BC from population skew g1, excess kurtosis g2 and n >= 4 tokens (elementwise; formula in
+    `bimodality_coefficient`). The caller handles n < 4 and constant units, where BC is undefined."""
+    g1_a, g2_a, n_a = (np.asarray(v, dtype=np.float64) for v in (g1, g2, n))
+    big_g1 = g1_a * np.sqrt(n_a * (n_a - 1)) / (n_a - 2)
+    big_g2 = (n_a - 1) * ((n_a + 1) * g2_a + 6) / ((n_a - 2) * (n_a - 3))
+    return (big_g1**2 + 1) / (big_g2 + 3 * (n_a - 1) ** 2 / ((n_a - 2) * (n_a - 3)))
 
 
 def histogram_modes(
@@ -285,29 +297,78 @@ def _quartiles(s: Scores) -> dict[str, float | None]:
     return {"q25": float(q[0]), "median": float(q[1]), "q75": float(q[2])}
 
 
-def profile(acts: ArrayLike, *, k: float = 3.0, max_units_listed: int = 4096) -> dict[str, Any]:
+def frac_positive(acts: ArrayLike) -> Scores:
+    """Fraction of tokens where the unit is above zero, #{x > 0} / n, per unit (always defined)."""
+    a = _as_2d(acts)
+    out = np.zeros(a.shape[1])
+    for sl, block in _blocks(a):
+        out[sl] = (block > 0).mean(axis=0)
+    return Scores.build("frac_positive", out)
+
+
+def _histogram_check(exact: Any, summary: Any) -> dict[str, Any]:
+    """A*^2 from the harvest's per-unit histograms (`normality.anderson_darling_summary`) next to the exact one."""
+    from featuretests.analysis.normality import anderson_darling_summary
+
+    binned = anderson_darling_summary(summary)
+    both = binned.corrected.defined & exact.corrected.defined
+    diff = np.abs(binned.corrected.filled(0.0) - exact.corrected.filled(0.0))[both]
+    rel = diff / np.maximum(exact.corrected.filled(0.0)[both], 1e-12)
+    return {
+        "a2_star": _quartiles(binned.corrected),
+        "n_compared": int(both.sum()),
+        "n_coarse": int((~binned.corrected.defined & exact.corrected.defined).sum()),
+        "median_abs_diff": float(np.median(diff)) if diff.size else None,
+        "median_rel_diff": float(np.median(rel)) if rel.size else None,
+        "undefined": list(binned.corrected.reasons),
+    }
+
+
+def profile(
+    acts: ArrayLike,
+    *,
+    k: float = 3.0,
+    max_units_listed: int = 4096,
+    groups: ArrayLike | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    summary: Any = None,
+) -> dict[str, Any]:
     """Everything above for one set of units, JSON-ready (undefined entries None, reasons under ``undefined``).
 
     ``per_unit`` lists are given when there are at most `max_units_listed` units. ``summary`` holds quartiles over
-    units of each statistic, the fractions of units with BC > 5/9 and with >= 2 histogram modes, and the median tail
-    fraction relative to a normal.
+    units of each statistic (``anderson`` is Stephens' corrected A*^2, `featuretests.analysis.normality`), the
+    fractions of units with BC > 5/9, with >= 2 histogram modes and rejecting normality at 5% by Anderson-Darling,
+    and the median tail fraction relative to a normal.
     ``qq`` holds the median standardised Q-Q curve over units and that of the heaviest-tailed unit.
+
+    With `groups` (the document, or window, of every token) and `n_resamples` > 0, ``ci`` holds document-bootstrap
+    intervals of skew, kurtosis, BC and the fraction above zero per unit and of their summaries over units
+    (`featuretests.analysis.distribution_ci`). With `summary` (the harvest's `HookSummary` of these units),
+    ``anderson_from_histogram`` gives A*^2 recomputed from the per-unit histograms alone and its distance from the
+    exact value.
     """
+    from featuretests.analysis.normality import anderson_darling
+
     a = _as_2d(acts)
     m = moments(a)
+    ad = anderson_darling(a)
     stats = {
         "skew": m.skew,
         "kurtosis": m.kurtosis,
         "tail_fraction": tail_fraction(a, k=k, m=m),
         "normal_ks": normal_ks(a, m=m),
+        "anderson": ad.corrected,
         "bimodality": bimodality_coefficient(a, m=m),
         "modes": histogram_modes(a, m=m),
+        "frac_positive": frac_positive(a),
     }
     qq = qq_points(a, m=m)
     kurt = m.kurtosis.filled(-np.inf)
     heaviest = int(np.argmax(kurt))
     bc = stats["bimodality"]
     n_defined = int(bc.defined.sum())
+    n_ad = int(ad.corrected.defined.sum())
     tails = stats["tail_fraction"]
     tail_med = _quartiles(tails)["median"]
     out: dict[str, Any] = {
@@ -317,6 +378,7 @@ def profile(acts: ArrayLike, *, k: float = 3.0, max_units_listed: int = 4096) ->
         "summary": {name: _quartiles(s) for name, s in stats.items()},
         "frac_bimodal": float((bc.filled(0.0) > BIMODAL_CUT).sum() / n_defined) if n_defined else None,
         "frac_multimodal": float((stats["modes"].filled(0.0) >= 2).sum() / n_defined) if n_defined else None,
+        "frac_reject_normal_5pct": float(ad.rejects(0.05).sum() / n_ad) if n_ad else None,
         "n_constant": int(m.constant.sum()),
         "tail_ratio_to_normal": None if tail_med is None else tail_med / normal_tail_fraction(k),
         "qq": {
@@ -328,10 +390,21 @@ def profile(acts: ArrayLike, *, k: float = 3.0, max_units_listed: int = 4096) ->
         },
         "undefined": {name: list(s.reasons) for name, s in stats.items() if not s.all_defined},
     }
-    if a.shape[1] <= max_units_listed:
+    if not ad.p_value.all_defined:
+        out["undefined"]["anderson_p"] = list(ad.p_value.reasons)
+    listed = a.shape[1] <= max_units_listed
+    if listed:
         out["per_unit"] = {"mean": m.mean.tolist(), "var": m.var.tolist()} | {
             name: s.tolist() for name, s in stats.items()
         }
+        out["per_unit"]["anderson_a2"] = ad.statistic.tolist()
+        out["per_unit"]["anderson_p"] = ad.p_value.tolist()
+    if groups is not None and n_resamples > 0:
+        from featuretests.analysis.distribution_ci import distribution_ci
+
+        out["ci"] = distribution_ci(a, groups, n_resamples=n_resamples, seed=seed).to_json(per_unit=listed)
+    if summary is not None:
+        out["anderson_from_histogram"] = _histogram_check(ad, summary)
     return out
 
 

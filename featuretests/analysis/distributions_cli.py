@@ -22,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kinds", default=None, help="comma-separated unit kinds (default: all for the model)")
     parser.add_argument("--tail-k", type=float, default=3.0, help="tail fraction counts |x - mean| > k sd")
     parser.add_argument("--bins", type=int, default=80, help="histogram bins")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (0: none)")
+    parser.add_argument(
+        "--resample-by",
+        choices=["file", "document", "window"],
+        default="file",
+        help="unit of the bootstrap: the token's source file (chunks of one file together), its document (token "
+        "table) or its context window (activation store)",
+    )
 
 
 def kinds_of(act_fn: str) -> list[str]:
@@ -30,13 +38,71 @@ def kinds_of(act_fn: str) -> list[str]:
     return [*kinds, LOG_DENOM] if act_fn == "solu_ln" else kinds
 
 
-def _acts(s: Any, corpus: str, kind: str, layer: int) -> Any:
+def _acts(s: Any, corpus: str, kind: str, layer: int) -> tuple[Any, Any]:
+    """(activations, the harvest's `HookSummary` of them or None for the derived log denominator)."""
     from featuretests.analysis.distributions import softmax_log_denominator
     from featuretests.models.hooks import hook_name
 
     if kind == LOG_DENOM:
-        return softmax_log_denominator(s.store(corpus, "mlp.pre").acts(hook_name("mlp.pre", layer)))
-    return s.store(corpus, kind).acts(hook_name(kind, layer))
+        return softmax_log_denominator(s.store(corpus, "mlp.pre").acts(hook_name("mlp.pre", layer))), None
+    store = s.store(corpus, kind)
+    return store.acts(hook_name(kind, layer)), store.summary(hook_name(kind, layer))
+
+
+def _groups(s: Any, corpus: str, by: str) -> Any:
+    """The resampling unit of every token: its source file or document (token table), or its window (activation
+    store rows). Files group the chunks of one source file (`monosemanticity.source_files`), as that analysis does."""
+    from featuretests.analysis.distribution_ci import window_groups
+    from featuretests.analysis.monosemanticity import source_files
+
+    if by == "window":
+        return window_groups(s.store(corpus, "mlp.pre"))
+    table = s.table(corpus)
+    if by == "file":
+        return source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", corpus)))
+    return np.asarray(table.doc)
+
+
+def _unit_densities(name: str, acts: Any, p: dict[str, Any], n_bins: int = 60) -> dict[str, Any]:
+    """Per-unit histograms (density of z-scores clipped into [-6, 12]) of the heaviest-tailed and the most bimodal
+    unit of `acts`, plus a standard normal for reference (once per chart); ``p`` is the units' `profile`."""
+    from scipy.stats import norm
+
+    from featuretests.analysis.plots import density
+
+    out: dict[str, Any] = {}
+    bc = p.get("per_unit", {}).get("bimodality")
+    picks = {"heaviest": p["qq"]["heaviest_unit"]}
+    if bc is not None and any(v is not None for v in bc):
+        picks["most bimodal"] = int(np.argmax([-1.0 if v is None else v for v in bc]))
+    for what, unit in picks.items():
+        col = np.asarray(acts[:, unit], dtype=np.float64)
+        sd = float(col.std())
+        if sd > 0:
+            out[f"{name} {what} (unit {unit})"] = density((col - col.mean()) / sd, -6.0, 12.0, n_bins)
+    z = np.linspace(-6.0, 12.0, 200)
+    return out | {"normal": (z, norm.pdf(z))}
+
+
+def _difference_row(sim: dict[str, Any]) -> dict[str, Any]:
+    """One table row of B - A summary differences with their intervals."""
+    row: dict[str, Any] = {"layer": sim["layer"], "kind": sim["kind"]}
+    for name, d in sim["difference_b_minus_a"].items():
+        if d["difference"] is None:
+            row[name] = None
+            continue
+        low, high = ("n/a" if v is None else f"{v:+.3f}" for v in (d["low"], d["high"]))
+        row[name] = f"{d['difference']:+.3f} [{low}, {high}]"
+    return row
+
+
+def _ci_cell(p: dict[str, Any], name: str, spec: str = ".3f") -> str | None:
+    """ "estimate [low, high]" of a summary statistic from the profile's bootstrap, or None without one."""
+    ci = p.get("ci", {}).get("summary", {}).get(name)
+    if ci is None or ci["estimate"] is None:
+        return None
+    low, high = ("n/a" if v is None else format(v, spec) for v in (ci["low"], ci["high"]))
+    return f"{format(ci['estimate'], spec)} [{low}, {high}]"
 
 
 def _row(key: str, kind: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -49,14 +115,31 @@ def _row(key: str, kind: str, p: dict[str, Any]) -> dict[str, Any]:
         "ex.kurtosis": med["kurtosis"],
         "tail x normal": p["tail_ratio_to_normal"],
         "KS D": med["normal_ks"],
+        "AD A*2": med["anderson"],
+        "AD rej 5%": p["frac_reject_normal_5pct"],
         "BC": med["bimodality"],
         "BC>5/9": p["frac_bimodal"],
         "modes": med["modes"],
         ">=2 modes": p["frac_multimodal"],
+        "frac>0": med["frac_positive"],
+    }
+
+
+def _ci_row(key: str, kind: str, p: dict[str, Any]) -> dict[str, Any]:
+    """Summaries over units with their document-bootstrap intervals."""
+    return {
+        "model/layer": key,
+        "kind": kind,
+        "median skew": _ci_cell(p, "median_skew"),
+        "median ex.kurtosis": _ci_cell(p, "median_kurtosis"),
+        "median BC": _ci_cell(p, "median_bimodality"),
+        "BC>5/9": _ci_cell(p, "frac_bimodal"),
+        "median frac>0": _ci_cell(p, "median_frac_positive"),
     }
 
 
 def run(args: argparse.Namespace) -> int:
+    from featuretests.analysis.distribution_ci import summary_difference_ci
     from featuretests.analysis.distributions import histogram, profile, shape_distance
     from featuretests.analysis.plots import line_chart, panel_row
     from featuretests.cli_analyze import layers, markdown_table, models, report, session, text_table
@@ -64,28 +147,42 @@ def run(args: argparse.Namespace) -> int:
     wanted = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
     sources: dict[tuple[str, int, str], Any] = {}  # (model, layer, kind) -> activations (memmap or array)
     names = []
+    summaries: dict[tuple[str, int, str], Any] = {}
+    groups: dict[str, Any] = {}
     for arg in models(args):
         s = session(args, arg)
         name = s.model.name if s.model.name not in names else f"{s.model.name} ({arg})"
         names.append(name)
+        if args.bootstrap > 0:
+            groups[name] = _groups(s, args.corpus, args.resample_by)
         for layer in layers(args, s.model.n_layers):
             for kind in kinds_of(str(s.model.config.get("act_fn", ""))):
                 if wanted is None or kind in wanted:
-                    sources[(name, layer, kind)] = _acts(s, args.corpus, kind, layer)
-    rows, data, figures = [], {}, {}
+                    sources[(name, layer, kind)], summaries[(name, layer, kind)] = _acts(s, args.corpus, kind, layer)
+    rows, ci_rows, data, figures = [], [], {}, {}
     for (name, layer, kind), acts in sources.items():
         key = f"{name}/L{layer}"
-        p = profile(acts, k=args.tail_k)
+        p = profile(
+            acts,
+            k=args.tail_k,
+            groups=groups.get(name),
+            n_resamples=args.bootstrap,
+            seed=args.seed,
+            summary=summaries[(name, layer, kind)],
+        )
         data.setdefault(key, {})[kind] = p
         rows.append(_row(key, kind, p))
+        if "ci" in p:
+            ci_rows.append(_ci_row(key, kind, p))
     similarity = []
     for layer_kind in sorted({(layer, kind) for (_, layer, kind) in sources}):
         present = [n for n in names if (n, *layer_kind) in sources]
         arrays = [sources[(n, *layer_kind)] for n in present]
         lo = min(float(np.min(a)) for a in arrays)
         hi = max(float(np.max(a)) for a in arrays)
-        hists, qqs = {}, {}
+        hists, qqs, units = {}, {}, {}
         for n, a in zip(present, arrays, strict=True):
+            units |= _unit_densities(n, a, data[f"{n}/L{layer_kind[0]}"][layer_kind[1]])
             edges, dens = histogram(a, lo=lo, hi=hi, n_bins=args.bins)
             hists[n] = ((edges[:-1] + edges[1:]) / 2, dens)
             data[f"{n}/L{layer_kind[0]}"][layer_kind[1]]["histogram"] = {"edges": edges, "density": dens}
@@ -94,12 +191,25 @@ def run(args: argparse.Namespace) -> int:
             qqs[f"{n} heaviest"] = (qq["theoretical"], qq["heaviest"])
         if len(present) == 2:
             d = shape_distance(arrays[0], arrays[1], seed=args.seed)
-            similarity.append({"layer": layer_kind[0], "kind": layer_kind[1], "ks_between_models": d})
+            sim: dict[str, Any] = {"layer": layer_kind[0], "kind": layer_kind[1], "ks_between_models": d}
+            paired = len(groups) == 2 and np.array_equal(groups[present[0]], groups[present[1]])
+            if args.bootstrap > 0 and paired and arrays[0].shape[0] == arrays[1].shape[0]:
+                sim["difference_b_minus_a"] = summary_difference_ci(
+                    arrays[0], arrays[1], groups[present[0]], n_resamples=args.bootstrap, seed=args.seed
+                )
+            similarity.append(sim)
         label = f"L{layer_kind[0]} {layer_kind[1]}"
         figures[f"L{layer_kind[0]}-{layer_kind[1]}"] = panel_row(
             [
                 line_chart(hists, title=f"{label}: pooled density", xlabel="activation", ylabel="density", log_y=True),
                 line_chart(qqs, title=f"{label}: normal Q-Q", xlabel="normal quantile", ylabel="z", diagonal=True),
+                line_chart(
+                    units,
+                    title=f"{label}: single units (z, clipped)",
+                    xlabel="z = (x - mean) / sd",
+                    ylabel="density",
+                    log_y=True,
+                ),
             ]
         )
     columns = list(rows[0]) if rows else []
@@ -113,13 +223,54 @@ def run(args: argparse.Namespace) -> int:
         "Medians over units. tail x normal: share of tokens beyond "
         f"{args.tail_k:g} sd relative to a normal's; KS D: distance to the unit's fitted normal; BC: Sarle's "
         "bimodality coefficient (normal 1/3, uniform 5/9; strong skew also raises it); modes: peaks of the smoothed "
-        "histogram (a skew-robust check on BC).",
+        "histogram (a skew-robust check on BC); AD A*2: Anderson-Darling statistic with Stephens' correction "
+        "(mean and variance estimated; a normal sample gives ~0.3-0.6, > 0.752 rejects normality at 5%: with this "
+        "many tokens every real unit does, so read it as an effect size); AD rej 5%: share of units rejecting; "
+        "frac>0: share of tokens above zero. Figures per layer and kind: the pooled density, the normal Q-Q "
+        "plot (median unit and heaviest-tailed unit) and the histograms of single units (the heaviest-tailed and "
+        "the most bimodal of each model, z-scored, with the standard normal).",
         "",
         markdown_table(rows, columns),
     ]
+    if ci_rows:
+        unit = {"file": "source files", "document": "documents", "window": "context windows"}[args.resample_by]
+        md += [
+            "",
+            f"Summaries over units with {args.bootstrap}-resample percentile bootstrap intervals (95%), resampling "
+            f"{unit} rather than tokens; per-unit intervals of skew, kurtosis, BC and frac>0 are in the JSON.",
+            "",
+            markdown_table(ci_rows, list(ci_rows[0])),
+        ]
+    checks = [
+        {"model/layer": key, "kind": kind} | {k: v for k, v in p["anderson_from_histogram"].items() if k != "undefined"}
+        for key, kinds in data.items()
+        for kind, p in kinds.items()
+        if "anderson_from_histogram" in p
+    ]
+    if checks:
+        md += [
+            "",
+            "Anderson-Darling A*2 recomputed from the harvest's per-unit float16 histograms alone (bins spread by the "
+            "fitted normal's shape; units whose bins are wider than 0.25 sd are left out as coarse) against the "
+            "exact value from the stored activations:",
+            "",
+            markdown_table(
+                [c | {"median A*2": c["a2_star"]["median"]} for c in checks],
+                ["model/layer", "kind", "n_compared", "n_coarse", "median A*2", "median_abs_diff", "median_rel_diff"],
+            ),
+        ]
     if similarity:
         md += ["", "Shape similarity between the models (two-sample KS of pooled z-scores):", ""]
         md.append(markdown_table(similarity, ["layer", "kind", "ks_between_models"]))
+        diffs = [_difference_row(sim) for sim in similarity if "difference_b_minus_a" in sim]
+        if diffs:
+            md += [
+                "",
+                f"{names[1]} - {names[0]}: differences of the summaries over units, paired bootstrap (the same "
+                "resampled text for both models; an interval excluding 0 is a difference beyond text sampling):",
+                "",
+                markdown_table(diffs, list(diffs[0])),
+            ]
     payload = {"analysis": "distributions", "corpus": args.corpus, "profile": args.profile, "models": data}
     report(args, "distributions", payload | {"similarity": similarity}, "\n".join(md), figures)
     return 0

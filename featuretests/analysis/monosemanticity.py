@@ -10,11 +10,15 @@ For research problems 9.42, 9.45, 9.52 and 9.53. Method, per neuron (``mlp.post`
 3. Report F1 of that (label, threshold) on the report half, where neither was chosen. F1 = 2 TP / (P + predicted);
    undefined when the report half has neither a positive nor a prediction.
 
+The library holds single labels and a bounded number of conjunctions ("token X after token Y", "label in language
+/ domain / string, comment ... context"; `featuretests.analysis.library`), so a neuron for a conjunction can get it.
 A neuron is "interpretable at tau" when its report F1 > tau. `rate_ci` gives the rate with a two-level bootstrap
 (documents of the report half, then neurons), `rate_difference_ci` the GELU - SoLU style difference with the same
 documents for both models. `ranking_stability` compares the ranking of neurons by best F1 with that by best AUROC
-(9.53), `band_precision_profile` asks whether the explanation holds across the neuron's activation range (9.45), and
-the kurtosis-F1 correlation relates tails to monosemanticity (9.42). The CLI (`run`) is in `monosemanticity_cli`.
+and `ranking_agreement` any set of metrics, among them `top_activation_precision` (the best label's precision on the
+top examples, the automatic analogue of quick inspection) (9.53); `band_precision_profile` asks whether the
+explanation holds across the neuron's activation range (9.45); `tails_vs_monosemanticity` relates kurtosis to F1
+with a bootstrap interval and per-tercile rates (9.42). The CLI (`run`) is in `monosemanticity_cli`.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ __all__ = [
     "add_arguments",
     "band_precision_profile",
     "explain",
+    "ranking_agreement",
     "ranking_stability",
     "rate_ci",
     "rate_difference_ci",
     "report_counts",
     "run",
     "source_files",
+    "tails_vs_monosemanticity",
+    "top_activation_precision",
 ]
 
 NO_FIT_POSITIVE = "the label has no positive token in the fit half"
@@ -284,6 +291,107 @@ def band_precision_profile(
         values[units] = curve.precision.filled(0.0).reshape(len(units), n_bands)
         defined[units] = (curve.precision.defined & (curve.n_tokens >= min_tokens)).reshape(len(units), n_bands)
     return Scores.build("band_precision", values, [(~defined, f"fewer than {min_tokens} tokens in the band")])
+
+
+def top_activation_precision(
+    acts: ArrayLike, labels: ArrayLike, doc_ids: ArrayLike, e: Explanations, *, k: int = 20, block: int = 64
+) -> Scores:
+    """Precision of each unit's best label on its k top report-half activations, one token per document [U].
+
+    The automatic analogue of judging a neuron from its top dataset examples (the SoLU paper's quick inspection):
+    on the report half, take the unit's highest activation in each document, keep the k documents where it is
+    highest (ties by document order) and count the share of those tokens where the unit's best label (chosen on the
+    fit half) holds. Undefined when the report half has fewer than k documents.
+    """
+    y = np.asarray(labels, dtype=bool)
+    rows = np.flatnonzero(e.split.report)
+    _, docs = np.unique(np.asarray(doc_ids)[rows], return_inverse=True)
+    docs = docs.reshape(-1)
+    n_units = acts.shape[1]  # type: ignore[union-attr]
+    out = np.zeros(n_units)
+    few = int(docs.max()) + 1 < k if docs.size else True
+    if not few:
+        for start in range(0, n_units, block):
+            cols = np.asarray(acts[:, start : start + block], dtype=np.float32)[rows]  # type: ignore[index]
+            for j in range(cols.shape[1]):
+                u = start + j
+                order = np.lexsort((docs, -cols[:, j]))  # highest first, then by document
+                _, first = np.unique(docs[order], return_index=True)  # each document's top token
+                top = order[np.sort(first)[:k]]
+                out[u] = y[rows[top], e.best_label[u]].mean()
+    return Scores.build("top_precision", out, [(np.full(n_units, few), f"fewer than {k} report documents")])
+
+
+def ranking_agreement(metrics: dict[str, Scores], *, top_fraction: float = 0.1) -> list[dict[str, Any]]:
+    """How the ranking of units changes between metrics: for every pair of metrics (each Scores [U]), the Spearman
+    correlation over units where both are defined and the overlap of their top sets, |top_a & top_b| / |top_a| with
+    top = the ceil(top_fraction * m) best of those m units (ties by unit index). Both are None, with a reason, when
+    fewer than 3 units have both metrics."""
+    from featuretests.metrics import spearman
+
+    names = list(metrics)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            keep = metrics[a].defined & metrics[b].defined
+            m = int(keep.sum())
+            entry: dict[str, Any] = {"a": a, "b": b, "n_units": m, "spearman": None, "top_overlap": None}
+            if m < 3:
+                entry["reason"] = "fewer than 3 units with both metrics defined"
+                out.append(entry)
+                continue
+            va, vb = metrics[a].filled(0.0)[keep], metrics[b].filled(0.0)[keep]
+            r = spearman(va, vb)
+            n_top = max(1, int(np.ceil(top_fraction * m)))
+            top_a = set(np.lexsort((np.arange(m), -va))[:n_top].tolist())
+            top_b = set(np.lexsort((np.arange(m), -vb))[:n_top].tolist())
+            entry |= {"spearman": r.value, "top_overlap": len(top_a & top_b) / n_top, "reason": r.undefined_reason}
+            out.append(entry)
+    return out
+
+
+def tails_vs_monosemanticity(
+    kurtosis: Scores,
+    f1: Scores,
+    *,
+    tau: float = 0.5,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Does heavy-tailedness predict monosemanticity? Over units with both defined: Spearman rho(excess kurtosis,
+    F1) with a percentile bootstrap interval resampling units, and the rate of units with F1 > tau in each kurtosis
+    tercile (low, middle, high), with the high - low difference. None with a reason when fewer than 6 units."""
+    from featuretests.metrics import spearman
+
+    keep = kurtosis.defined & f1.defined
+    k, f = kurtosis.filled(0.0)[keep], f1.filled(0.0)[keep]
+    out: dict[str, Any] = {"n_units": int(keep.sum()), "tau": tau, "spearman": None, "low": None, "high": None}
+    if k.size < 6:
+        return out | {"reason": "fewer than 6 units with kurtosis and F1 defined", "terciles": None}
+    rng = np.random.default_rng(seed)
+    rho = spearman(k, f)
+    boot = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, k.size, k.size)
+        r = spearman(k[idx], f[idx]).value
+        if r is not None:
+            boot.append(r)
+    if len(boot) >= n_resamples / 2:
+        out["low"], out["high"] = (float(q) for q in np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    order = np.argsort(k, kind="stable")
+    thirds = np.array_split(order, 3)
+    rates = [float((f[t] > tau).mean()) for t in thirds]
+    out |= {
+        "spearman": rho.value,
+        "reason": rho.undefined_reason,
+        "terciles": {
+            "kurtosis_bounds": [float(k[t].min()) for t in thirds] + [float(k[thirds[-1]].max())],
+            "rate": rates,
+            "high_minus_low": rates[2] - rates[0],
+        },
+    }
+    return out
 
 
 def add_arguments(parser: Any) -> None:

@@ -18,10 +18,12 @@ METHOD_NOTE = (
     "Reference: Elhage et al. 2022 (SoLU paper) report that about 35% of baseline (GELU) neurons and 60% of SoLU "
     "neurons looked interpretable to human raters on quick inspection of dataset examples, in much larger models "
     "trained on much more text. Ours is automatic: a neuron counts as interpretable at tau when its best label from "
-    "a fixed library of token-table labels (token identity, syntax, code structure, POS, ...) reaches F1 > tau on "
+    "a fixed library of token-table labels (token identity, syntax, code structure, POS, ..., and a bounded number "
+    "of conjunctions: token X after token Y, label AND language/domain/string-or-comment context) reaches F1 > tau on "
     "held-out documents, the label and threshold being chosen on the other half. A neuron with a clear feature that "
     "the library lacks counts as uninterpretable here, and a neuron matching a label only over part of its range "
-    "can still pass; the rates are comparable between our two models, not with the paper's numbers."
+    "can still pass; F1 also demands recall, which a human judging top examples does not. The rates are comparable "
+    "between our two models, not with the paper's numbers."
 )
 
 
@@ -33,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-levels", type=int, default=20, help="values per categorical column in the library")
     parser.add_argument("--min-positives", type=int, default=20, help="fewest positive tokens of a label")
     parser.add_argument("--max-prevalence", type=float, default=0.2, help="largest share of tokens of a label")
+    parser.add_argument("--top-bigrams", type=int, default=200, help="compound labels 'token X after token Y'")
+    parser.add_argument(
+        "--top-context", type=int, default=200, help="compound labels 'label AND language/domain/in_* context'"
+    )
+    parser.add_argument("--top-k", type=int, default=20, help="top documents per neuron for the top precision")
     parser.add_argument("--bands", type=int, default=5, help="activation bands for the band precision profile")
     parser.add_argument(
         "--split-by",
@@ -60,7 +67,13 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
     ``sources`` holds each analysed layer's activations (memmaps), ``names`` the neurons in the same order."""
     from featuretests.analysis.distributions import moments
     from featuretests.analysis.library import build_library
-    from featuretests.analysis.monosemanticity import band_precision_profile, explain, report_counts, source_files
+    from featuretests.analysis.monosemanticity import (
+        band_precision_profile,
+        explain,
+        report_counts,
+        source_files,
+        top_activation_precision,
+    )
     from featuretests.cli_analyze import layers, session
     from featuretests.models.hooks import hook_name
 
@@ -72,11 +85,13 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
         top_levels=args.top_levels,
         min_positives=args.min_positives,
         max_prevalence=args.max_prevalence,
+        top_bigrams=getattr(args, "top_bigrams", 0),
+        top_context=getattr(args, "top_context", 0),
     )
     doc = np.asarray(table.doc)
     if args.split_by == "file":
         doc = source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", args.corpus)))
-    parts: dict[str, list[Any]] = {k: [] for k in ("names", "e", "counts", "kurt", "bands", "sources")}
+    parts: dict[str, list[Any]] = {k: [] for k in ("names", "e", "counts", "kurt", "bands", "sources", "top")}
     store = s.store(args.corpus, "mlp.post")
     for layer in layers(args, s.model.n_layers):
         acts = store.acts(hook_name("mlp.post", layer))
@@ -87,6 +102,7 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
         parts["counts"].append(report_counts(acts, lib.matrix, doc, e))
         parts["kurt"].append(moments(acts).kurtosis)
         parts["bands"].append(band_precision_profile(acts, lib.matrix, e, n_bands=args.bands))
+        parts["top"].append(top_activation_precision(acts, lib.matrix, doc, e, k=getattr(args, "top_k", 20)))
     es = parts["e"]
     return {
         "model": s.model.name,
@@ -105,9 +121,25 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
         "auroc": concat_scores([e.auroc for e in es], "auroc"),
         "best_auroc": concat_scores([e.best_auroc for e in es], "auroc"),
         "kurtosis": concat_scores(parts["kurt"], "kurtosis"),
+        "top_precision": concat_scores(parts["top"], "top_precision"),
         "counts": {k: np.concatenate([c[k] for c in parts["counts"]], axis=1) for k in ("tp", "predicted", "positive")},
         "bands": np.concatenate([b.filled(-1.0) for b in parts["bands"]]),
     }
+
+
+def _top_precision_rate(top: Scores, *, level: float, n_resamples: int, seed: int) -> dict[str, Any]:
+    """Share of neurons whose best label holds on >= `level` of their top documents (the closest automatic reading
+    of "looks interpretable on quick inspection"), with a percentile interval resampling neurons; None with a
+    reason when no neuron has the statistic."""
+    v = top.filled(0.0)[top.defined]
+    out: dict[str, Any] = {"level": level, "rate": None, "low": None, "high": None, "n_units": int(v.size)}
+    if v.size == 0:
+        return out | {"reason": next(iter(top.reasons), "no neuron has a top precision")}
+    rng = np.random.default_rng(seed)
+    hits = (v >= level).astype(np.float64)
+    boot = hits[rng.integers(0, v.size, size=(max(n_resamples, 1), v.size))].mean(axis=1)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return out | {"rate": float(hits.mean()), "low": float(low), "high": float(high)}
 
 
 def _band_summary(bands: np.ndarray, passing: np.ndarray, level: float = 0.5) -> dict[str, Any]:
@@ -133,15 +165,22 @@ def _band_summary(bands: np.ndarray, passing: np.ndarray, level: float = 0.5) ->
 
 def summarise(m: dict[str, Any], taus: list[float], n_boot: int, seed: int) -> dict[str, Any]:
     """The JSON-ready summary of one model from `analyse_model`."""
-    from featuretests.analysis.monosemanticity import ranking_stability, rate_ci
-    from featuretests.metrics import spearman
+    from featuretests.analysis.monosemanticity import (
+        ranking_agreement,
+        ranking_stability,
+        rate_ci,
+        tails_vs_monosemanticity,
+    )
 
-    lib, f1, kurt = m["library"], m["f1"], m["kurtosis"]
+    lib, f1, kurt, top = m["library"], m["f1"], m["kurtosis"], m["top_precision"]
     rates = rate_ci(m["counts"], thresholds=taus, n_resamples=n_boot, seed=seed)
     stability = ranking_stability(f1, m["best_auroc"], m["best_label"] == m["best_auroc_label"])
-    keep = f1.defined & kurt.defined
-    rho = spearman(kurt.filled(0.0)[keep], f1.filled(0.0)[keep]) if keep.sum() >= 3 else None
     mid = next((t for t in taus if t >= 0.5), taus[-1])
+    agreement = ranking_agreement({"f1": f1, "auroc": m["best_auroc"], "top_precision": top})
+    tails = tails_vs_monosemanticity(kurt, f1, tau=mid, n_resamples=n_boot, seed=seed)
+    compound = lib.compound[m["best_label"]]
+    passing = f1.filled(-1.0) > mid
+    inspect = _top_precision_rate(top, level=0.8, n_resamples=n_boot, seed=seed)
     neurons = []
     for i, name in enumerate(m["names"]):
         thr = float(m["threshold"][i])
@@ -149,6 +188,7 @@ def summarise(m: dict[str, Any], taus: list[float], n_boot: int, seed: int) -> d
             {
                 "neuron": name,
                 "best": lib.names[m["best_label"][i]],
+                "best_family": lib.families[m["best_label"][i]],
                 "fit_f1": float(m["fit_f1"][i]),
                 "f1": f1[i].value,
                 "f1_reason": f1.reason_at(i),
@@ -157,6 +197,7 @@ def summarise(m: dict[str, Any], taus: list[float], n_boot: int, seed: int) -> d
                 "best_auroc_label": lib.names[m["best_auroc_label"][i]],
                 "best_auroc": m["best_auroc"][i].value,
                 "kurtosis": kurt[i].value,
+                "top_precision": top[i].value,
                 "band_precision": [None if v < 0 else float(v) for v in m["bands"][i]],
             }
         )
@@ -172,11 +213,19 @@ def summarise(m: dict[str, Any], taus: list[float], n_boot: int, seed: int) -> d
         "rates": rates,
         "reference_rate": REFERENCE.get(m["act_fn"]),
         "ranking_stability": stability,
-        "kurtosis_vs_f1": {"spearman": None if rho is None else rho.value, "n_units": int(keep.sum())},
+        "kurtosis_vs_f1": tails,
+        "top_precision_rate": inspect,
+        "ranking_agreement": agreement,
+        "compound": {
+            "n_labels": int(lib.compound.sum()),
+            "share_best": float(compound.mean()) if compound.size else None,
+            "share_best_interpretable": float(compound[passing].mean()) if passing.any() else None,
+            "tau": mid,
+        },
         "bands": _band_summary(m["bands"], f1.filled(-1.0) > mid),
         "top": [neurons[i] for i in order[:15]],
         "neurons": neurons,
-        "undefined": {"f1": list(f1.reasons), "kurtosis": list(kurt.reasons)},
+        "undefined": {"f1": list(f1.reasons), "kurtosis": list(kurt.reasons), "top_precision": list(top.reasons)},
     }
 
 
@@ -186,10 +235,20 @@ def _row(s: dict[str, Any]) -> dict[str, Any]:
     r = s["rates"]
     for t, v, lo, hi in zip(r["threshold"], r["rate"], r["low"], r["high"], strict=True):
         row[f"F1>{t:g}"] = f"{v:.1%} [{lo:.1%}, {hi:.1%}]"
+    q = s["top_precision_rate"]
+    row["top prec>=0.8"] = None if q["rate"] is None else f"{q['rate']:.1%} [{q['low']:.1%}, {q['high']:.1%}]"
     row["paper"] = None if s["reference_rate"] is None else f"{s['reference_rate']:.0%}"
     row["rho(F1,AUROC)"] = s["ranking_stability"]["spearman"]
-    row["rho(kurt,F1)"] = s["kurtosis_vs_f1"]["spearman"]
+    t = s["kurtosis_vs_f1"]
+    row["rho(kurt,F1)"] = (
+        None if t["spearman"] is None else f"{t['spearman']:+.2f} [{_signed(t['low'])}, {_signed(t['high'])}]"
+    )
+    row["best compound"] = None if s["compound"]["share_best"] is None else f"{s['compound']['share_best']:.1%}"
     return row
+
+
+def _signed(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.2f}"
 
 
 def _figures(summaries: list[dict[str, Any]]) -> dict[str, str]:
@@ -212,6 +271,39 @@ def _figures(summaries: list[dict[str, Any]]) -> dict[str, str]:
             ]
         )
     }
+
+
+def _detail_markdown(s: dict[str, Any]) -> list[str]:
+    """The library's compounds, the agreement between ranking metrics and the tails-vs-F1 reading of one model."""
+    from featuretests.cli_analyze import markdown_table
+
+    c, t = s["compound"], s["kurtosis_vs_f1"]
+    share = "n/a" if c["share_best"] is None else f"{c['share_best']:.1%}"
+    share_ok = "n/a" if c["share_best_interpretable"] is None else f"{c['share_best_interpretable']:.1%}"
+    md = [
+        "",
+        f"Library: {s['n_labels']} labels, {c['n_labels']} of them conjunctions (bigrams, label AND context). "
+        f"Best explanation a conjunction: {share} of neurons, {share_ok} of those with F1 > {c['tau']:g}.",
+        "",
+        "Ranking of neurons under different metrics (Spearman over neurons; overlap of the top 10%): F1 and AUROC of "
+        "each metric's own best label, top_precision = the F1-best label's precision on the neuron's top "
+        "documents (the quick-inspection analogue; 'top prec>=0.8' in the table above is the share of neurons "
+        "whose best label holds on at least 80% of them, the figure closest in method to the paper's).",
+        "",
+        markdown_table(s["ranking_agreement"], ["a", "b", "n_units", "spearman", "top_overlap"]),
+        "",
+    ]
+    if t["spearman"] is None:
+        md.append(f"Kurtosis vs F1: n/a ({t.get('reason')}).")
+    else:
+        terc = t["terciles"]
+        rates = ", ".join(f"{r:.1%}" for r in terc["rate"])
+        md.append(
+            f"Kurtosis vs F1: Spearman {t['spearman']:+.3f} [{_signed(t['low'])}, {_signed(t['high'])}] over "
+            f"{t['n_units']} neurons (bootstrap over neurons); F1 > {t['tau']:g} in the low / middle / high "
+            f"kurtosis terciles: {rates} (high - low {terc['high_minus_low']:+.1%})."
+        )
+    return md
 
 
 def run(args: argparse.Namespace) -> int:
@@ -241,9 +333,12 @@ def run(args: argparse.Namespace) -> int:
     md = [f"# Monosemanticity on {args.corpus} ({args.profile})", "", markdown_table(rows, columns), "", METHOD_NOTE]
     for s in summaries:
         md += ["", f"## {s['model']}: top neurons", ""]
-        md.append(markdown_table(s["top"], ["neuron", "best", "f1", "fit_f1", "auroc_of_best", "kurtosis"]))
+        md.append(
+            markdown_table(s["top"], ["neuron", "best", "f1", "fit_f1", "auroc_of_best", "top_precision", "kurtosis"])
+        )
         bs = s["bands"]
         md += ["", f"Share of interpretable neurons with precision >= {bs['level']} in every band: "]
         md[-1] += "n/a" if bs["whole_range_share"] is None else f"{bs['whole_range_share']:.1%}"
+        md += _detail_markdown(s)
     report(args, "monosemanticity", data, "\n".join(md), _figures(summaries))
     return 0
