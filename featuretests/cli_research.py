@@ -60,6 +60,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from featuretests.models.neurons import parse_neuron
     from featuretests.pages import neuron_page
     from featuretests.render.html import neuron_page_name, render_html_report
+    from featuretests.render.marking import choose_marker, mark_token
     from featuretests.report.schema import SCHEMA
 
     session = _session(args)
@@ -72,9 +73,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"{session.model.name} {neuron} on {args.corpus}: max {s['max']}, mean {s['mean']}, "
         f"fires on {s['frac_positive']:.1%} of tokens"
     )
-    for ctx in page["top_contexts"][:10]:
-        toks = [f"[[{t}]]" if i == ctx["focus"] else t for i, t in enumerate(ctx["tokens"])]
-        print(f"  {ctx['activation']:+.3f}  {''.join(toks)!r}")
+    contexts = page["top_contexts"][:10]
+    marker = choose_marker((ctx["tokens"], ctx["focus"]) for ctx in contexts)  # [[ ]] unless a context holds it
+    if contexts:
+        shown = " ".join(repr(m)[1:-1] for m in marker)  # as in the repr of each context below
+        print(f"  top contexts; the token is in {shown}:")
+    for ctx in contexts:
+        print(f"  {ctx['activation']:+.3f}  {mark_token(ctx['tokens'], ctx['focus'], marker)!r}")
     if page["dla"]:
         print("  boosts:    " + " ".join(repr(t) for t, _ in page["dla"]["boosted"][:8]))
         print("  suppresses:" + " ".join(repr(t) for t, _ in page["dla"]["suppressed"][:8]))

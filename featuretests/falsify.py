@@ -45,6 +45,7 @@ from featuretests.errors import InvalidArgument
 from featuretests.labels.base import Labeller
 from featuretests.models.hooks import hook_name
 from featuretests.models.neurons import NeuronId, parse_neuron
+from featuretests.render.marking import choose_marker, mark_token
 
 __all__ = [
     "OPS",
@@ -96,7 +97,8 @@ class Counterexample:
     """The smallest input found on which label and neuron disagree (see the module docstring).
 
     `position` indexes `tokens` (the mutated context as the model reads it, BOS not included); `marked` is those
-    tokens joined with the disagreeing one in ``[[ ]]``. `seed_index` is the seed's index in the caller's list.
+    tokens joined with the disagreeing one between `marker`'s opener and closer (``[[ ]]`` unless the context holds
+    them: `featuretests.render.marking`). `seed_index` is the seed's index in the caller's list.
     """
 
     neuron: str
@@ -113,15 +115,21 @@ class Counterexample:
     evaluations: int = field(default=0, compare=False)
 
     @property
+    def marker(self) -> tuple[str, str]:
+        """The opener and closer around the token in `marked`: ``[[ ]]`` unless the context holds them."""
+        return choose_marker([(self.tokens, self.position)])
+
+    @property
     def marked(self) -> str:
-        return "".join(f"[[{t}]]" if i == self.position else t for i, t in enumerate(self.tokens))
+        return mark_token(self.tokens, self.position, self.marker)
 
     def __str__(self) -> str:
         edits = "; ".join(str(m) for m in self.mutations) or "none (the seed itself disagrees)"
         return (
             f"{self.neuron}: {self.kind} at token {self.position} {self.tokens[self.position]!r}: label "
             f"{self.label}, activation {self.activation:.4f} vs threshold {self.threshold:.4f}\n"
-            f"  mutations ({len(self.mutations)}): {edits}\n  context:  {self.marked!r}\n  seed {self.seed_index}: "
+            f"  mutations ({len(self.mutations)}): {edits}\n  context (the token in {' '.join(self.marker)}): "
+            f"{self.marked!r}\n  seed {self.seed_index}: "
             f"{self.original!r}"
         )
 

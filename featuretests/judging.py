@@ -11,6 +11,7 @@ import numpy as np
 from featuretests.errors import FeatureTestsError
 from featuretests.evaluate import UnitVerdict, label_kind
 from featuretests.models.neurons import NeuronId
+from featuretests.render.marking import Marker, choose_marker, mark_token
 from featuretests.spec import Hypothesis
 
 __all__ = ["best_unit", "evaluate_hypothesis", "format_failure"]
@@ -240,9 +241,12 @@ def _fmt_metric(entry: dict[str, Any]) -> str:
     return f"{entry['value']:.3f}{ci}"
 
 
-def _fmt_context(ctx: dict[str, Any]) -> str:
-    toks = [("[[" + t + "]]") if i == ctx["focus"] else t for i, t in enumerate(ctx["tokens"])]
-    text = "".join(toks).replace("\n", "⏎")
+def _shown_tokens(ctx: dict[str, Any]) -> list[str]:
+    return [t.replace("\n", "⏎") for t in ctx["tokens"]]
+
+
+def _fmt_context(ctx: dict[str, Any], marker: Marker) -> str:
+    text = mark_token(_shown_tokens(ctx), ctx["focus"], marker)
     return f"    {ctx.get('activation', 0):+.3f}  {text}   ({ctx['doc_id']})"
 
 
@@ -266,9 +270,10 @@ def format_failure(r: dict[str, Any]) -> str:
         lines.append(f"  FAILED: {f}")
     for title, key in (("fires, label false", "false_positives"), ("label true, silent", "false_negatives")):
         examples = r.get("counterexamples", {}).get(key, [])
-        if examples:
-            lines.append(f"  top counterexamples ({title}); the token is in [[ ]]:")
-            lines += [_fmt_context(c) for c in examples]
+        if examples:  # [[ ]] unless a context holds it: one marker per list, occurring only around the token
+            marker = choose_marker((_shown_tokens(c), c["focus"]) for c in examples)
+            lines.append(f"  top counterexamples ({title}); the token is in {marker[0]} {marker[1]}:")
+            lines += [_fmt_context(c, marker) for c in examples]
     if r.get("search"):
         lines.append("  search (best units):")
         lines += [f"    {s['neuron']:<9} {s['metric']} {s['value']}  p_adj {s['p_adjusted']}" for s in r["search"][:5]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ class Score:
         if name in metrics:
             return metrics[name]["value"]
         raise AttributeError(f"no metric {name!r}; measured: {', '.join(metrics)}")
+
+
+def _read_on_demand(corpus: Any, seed: int) -> Iterator[Any]:
+    """`corpus.documents(seed=seed)`, read only when first iterated (`Corpus.documents` reads every file at once)."""
+    yield from corpus.documents(seed=seed)
 
 
 class Session:
@@ -102,7 +108,7 @@ class Session:
             digest = c.content_hash()
             self._corpus_hashes[c.name] = digest
             self._tables[c.name] = build_token_table(
-                c.documents(seed=self.seed),
+                _read_on_demand(c, self.seed),  # a cached table is loaded without reading the documents
                 self.model.tokenizer,
                 n_ctx=int(self.model.config["n_ctx"]),
                 max_tokens=self.max_tokens,

@@ -122,6 +122,27 @@ def test_specificity_counts_means_and_document_ci() -> None:
     assert none_true["mean_true"] is None and none_true["difference"] is None and none_true["ci_low"] is None
 
 
+def test_specificity_ci_is_the_token_level_document_bootstrap() -> None:
+    """Bootstrapping per-document sums (one row per document) gives the interval of `stats.bootstrap` run on the
+    tokens themselves with their documents: the same draws, the same resampled means."""
+    from featuretests.metrics.scores import Scores
+    from featuretests.stats import bootstrap
+
+    rng = np.random.default_rng(3)
+    doc = np.sort(rng.integers(0, 15, 900))
+    label = rng.random(900) < 0.2
+    delta = rng.normal(0, 1, 900) + 0.3 * label
+
+    def difference(d: np.ndarray, y: np.ndarray) -> Scores:
+        return Scores.build("diff", d[y].mean() - d[~y].mean() if y.any() and (~y).any() else 0.0)
+
+    ci = bootstrap(difference, delta, label, doc, n_resamples=200, confidence=0.9, seed=5)
+    out = specificity(delta, label, doc, n_resamples=200, confidence=0.9, seed=5)
+    assert out["difference"] == pytest.approx(ci.estimate.value)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((ci.low.value, ci.high.value))
+    assert specificity(delta, label, doc, n_resamples=200, confidence=0.9, seed=6)["ci_low"] != out["ci_low"]
+
+
 def test_bad_arguments_are_refused(tiny_tokenizer: Any) -> None:
     model = _model(tiny_tokenizer)
     ids, rows = _windows(n_windows=2)

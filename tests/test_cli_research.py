@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,11 @@ def test_search_errors_exit_2_with_the_reason(
     assert err.startswith("featuretests search: error: ") and message in err, err
 
 
+def _occurs(line: str, part: str) -> int:
+    """Occurrences of `part` in `line`, overlapping ones included ("[[[" holds "[[" twice)."""
+    return len(re.findall(f"(?={re.escape(part)})", line))
+
+
 def test_show_prints_contexts_and_writes_the_page(
     capsys: pytest.CaptureFixture[str], common: list[str], tmp_path: Path
 ) -> None:
@@ -86,7 +92,10 @@ def test_show_prints_contexts_and_writes_the_page(
     lines = out.splitlines()
     assert lines[0].startswith(f"tiny-gelu L0N3 on {CORPUS}: max ") and "fires on" in lines[0]
     contexts = [line for line in lines if line.startswith("  +") or line.startswith("  -")]
-    assert len(contexts) == 10 and all("[[" in line and "]]" in line for line in contexts)
+    header = next(line for line in lines if line.startswith("  top contexts; the token is in "))
+    opener, closer = header.removeprefix("  top contexts; the token is in ").removesuffix(":").split(" ")
+    # bracket contexts may hold "[[" or "]]": the marker the header names occurs once per line, around the token
+    assert len(contexts) == 10 and all(_occurs(line, opener) == _occurs(line, closer) == 1 for line in contexts)
     assert any(line.startswith("  boosts:") for line in lines)
     page = Path(lines[-1].removeprefix("page: "))
     assert page.parent == tmp_path / "html" and page.is_file() and "L0N3" in page.read_text()

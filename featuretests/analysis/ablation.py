@@ -13,7 +13,7 @@ Conventions:
 - In a 1L model a neuron at position p only changes the prediction at p; in deeper models the change also reaches
   later positions through attention, and ``delta`` at each row counts whatever reached that row.
 - Specificity compares the mean ``delta`` on tokens where a label is true and where it is false, with a percentile
-  bootstrap over documents (tokens of a document are not independent).
+  bootstrap over documents (tokens of a document are not independent; `featuretests.stats.bootstrap`).
 - Subset ablation (9.48): every subset of the neuron set up to size k, each "all but one", and the whole set.
   ``share(S) = effect(S) / effect(all)``. *Robust*: no single neuron's ablation removes half of the effect of
   ablating all. *Needs them all*: every single neuron's ablation removes at least half of it (each is necessary).
@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 
 from featuretests.errors import InvalidArgument
+from featuretests.metrics.scores import Scores
 from featuretests.models.hooks import hook_name
 from featuretests.models.neurons import NeuronId, parse_neuron
+from featuretests.stats import bootstrap
 
 __all__ = [
     "METHODS",
@@ -238,30 +240,41 @@ def specificity(
     delta, label, doc = delta[keep], label[keep], doc[keep]
     _, codes = np.unique(doc, return_inverse=True)
     n_docs = int(codes.max()) + 1 if codes.size else 0
-    # per document: [sum on true, count true, sum on false, count false]
-    sums = np.stack(
-        [np.bincount(codes, w, minlength=n_docs) for w in (delta * label, label, delta * ~label, (~label) * 1.0)]
-    )  # [4, n_docs]
+    # per document, columns (on label, off label): sums of delta [n_docs, 2] and token counts [n_docs, 2]
+    sums = np.stack([np.bincount(codes, delta * w, minlength=n_docs) for w in (label, ~label)], axis=1)
+    counts = np.stack([np.bincount(codes, w, minlength=n_docs) for w in (label * 1.0, ~label * 1.0)], axis=1)
+    total, count = sums.sum(axis=0), counts.sum(axis=0)
     out: dict[str, Any] = {
         "n_true": int(label.sum()),
         "n_false": int((~label).sum()),
         "n_documents": n_docs,
-        "mean_true": _ratio(sums[0].sum(), sums[1].sum()),
-        "mean_false": _ratio(sums[2].sum(), sums[3].sum()),
+        "mean_true": _ratio(total[0], count[0]),
+        "mean_false": _ratio(total[1], count[1]),
     }
     diff = None if out["mean_true"] is None or out["mean_false"] is None else out["mean_true"] - out["mean_false"]
     out.update(difference=diff, ci_low=None, ci_high=None, confidence=confidence)
     if diff is None or n_docs < 2:
         return out
-    rng = np.random.default_rng(seed)
-    weights = np.stack([np.bincount(rng.integers(0, n_docs, n_docs), minlength=n_docs) for _ in range(n_resamples)])
-    s = weights @ sums.T  # [n_resamples, 4]
-    ok = (s[:, 1] > 0) & (s[:, 3] > 0)
-    if ok.sum() >= n_resamples / 2:
-        d = s[ok, 0] / s[ok, 1] - s[ok, 2] / s[ok, 3]
-        low, high = np.quantile(d, [(1 - confidence) / 2, (1 + confidence) / 2])
-        out.update(ci_low=float(low), ci_high=float(high))
+    # One row per document, so the bootstrap's document resampling draws these rows (each its own document).
+    ci = bootstrap(
+        _mean_difference,
+        sums,
+        counts,
+        np.arange(n_docs),
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
+    out.update(ci_low=ci.low.value, ci_high=ci.high.value)
     return out
+
+
+def _mean_difference(sums: np.ndarray, counts: np.ndarray) -> Scores:
+    """Mean on label minus mean off label, from per-document delta sums and token counts [n_docs, 2] (0-d)."""
+    total, count = sums.sum(axis=0), counts.sum(axis=0)
+    empty = (count == 0).any()
+    diff = 0.0 if empty else total[0] / count[0] - total[1] / count[1]
+    return Scores.build("specificity_difference", diff, [(empty, "no token on one side of the label")])
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -20,8 +20,8 @@ Statistics over ``[n_tokens, n_units]`` arrays (pure numpy):
 - `own_rank` (9.40): on a neuron's own top-k activation rows, its rank among all neurons of the layer by
   activation (1 = the most activated, ties count in its favour); the median rank and the share of rank 1.
 - `harmful` : mean direct effect on the next token over scored rows where the neuron is active (act > 0), with a
-  percentile bootstrap CI over documents; ``flagged`` where the whole CI is below 0 (it systematically lowers the
-  correct next token's logit).
+  percentile bootstrap CI over documents (`featuretests.stats.bootstrap`); ``flagged`` where the whole CI is below 0
+  (it systematically lowers the correct next token's logit).
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from featuretests.errors import InvalidArgument
+from featuretests.metrics.scores import Scores
 from featuretests.models.hooks import hook_name
+from featuretests.stats import bootstrap
 
 __all__ = ["LogitExamples", "add_arguments", "collect", "harmful", "own_rank", "run", "top_rows", "topk_overlap"]
 
@@ -211,16 +213,27 @@ def harmful(
     mean = np.divide(tot, cnt, out=nan.copy(), where=cnt > 0)
     low, high = nan.copy(), nan.copy()
     if n_docs >= 2:
-        rng = np.random.default_rng(seed)
-        weights = np.stack([np.bincount(rng.integers(0, n_docs, n_docs), minlength=n_docs) for _ in range(n_resamples)])
-        s, c = weights @ sums, weights @ counts  # [n_resamples, n_units]
-        ratio = np.divide(s, c, out=np.full(s.shape, np.nan), where=c > 0)
-        ok = (c > 0).sum(axis=0) >= n_resamples / 2
-        if ok.any():
-            q = np.nanquantile(ratio[:, ok], [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
-            low[ok], high[ok] = q[0], q[1]
+        # One row per document, so the bootstrap's document resampling draws these rows (each its own document).
+        ci = bootstrap(
+            _mean_when_active,
+            sums,
+            counts,
+            np.arange(n_docs),
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+        )
+        low, high = ci.low.filled(np.nan), ci.high.filled(np.nan)
     flagged = np.where(np.isnan(high), False, high < 0)
     return {"mean": mean, "ci_low": low, "ci_high": high, "flagged": flagged, "n_active": cnt.astype(np.int64)}
+
+
+def _mean_when_active(sums: np.ndarray, counts: np.ndarray) -> Scores:
+    """[n_units] mean direct effect when active, from per-document effect sums and active-row counts [n_docs,
+    n_units]; undefined for a unit never active."""
+    total, count = sums.sum(axis=0), counts.sum(axis=0)
+    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return Scores.build("mean_effect_when_active", mean, [(count == 0, "the unit is never active")])
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------------

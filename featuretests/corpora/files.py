@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -118,12 +119,28 @@ def python_stdlib_root() -> Path:
 
 
 def python_stdlib_files() -> list[Path]:
-    """The running interpreter's standard-library ``.py`` files (no site-packages, no test data), sorted."""
-    root = python_stdlib_root()
+    """The running interpreter's standard-library ``.py`` files, sorted: everything under `python_stdlib_root`
+    except ``site-packages``/``dist-packages``, the top-level ``test`` package and ``idle_test``; the test suites
+    inside packages (``ctypes/test``, ``unittest/test``, ...) and ``distutils`` are included. The training mix hashes
+    this set into the model cards: do not change it.
+
+    Listed once per process and root (the walk takes seconds); each call returns a new list.
+    """
+    return list(_stdlib_files_cached(python_stdlib_root()))
+
+
+@functools.lru_cache(maxsize=8)
+def _stdlib_files_cached(root: Path) -> tuple[Path, ...]:
+    """`_list_stdlib(root)`, memoised on the root (the interpreter's own library does not change while it runs)."""
+    return _list_stdlib(root)
+
+
+def _list_stdlib(root: Path) -> tuple[Path, ...]:
+    """The walk behind `python_stdlib_files` (uncached)."""
     files = []
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).parts
         if rel[0] in ("site-packages", "dist-packages") or "test" in rel[:1] or "idle_test" in rel:
             continue
         files.append(path)
-    return files
+    return tuple(files)
