@@ -43,6 +43,8 @@ ANALYSES: dict[str, str] = {
     "attribution": "featuretests.analysis.attribution:run",
     "probes": "featuretests.analysis.probes:run",
     "logit-examples": "featuretests.analysis.logit_examples:run",
+    "decomposition": "featuretests.analysis.decomposition:run",
+    "position": "featuretests.analysis.position:run",
 }
 
 

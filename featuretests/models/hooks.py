@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from featuretests.errors import InvalidArgument
 
-__all__ = ["UNIT_KINDS", "UnitKind", "hook_name", "unit_kind"]
+__all__ = ["UNIT_KINDS", "UnitKind", "attention_pattern_hook", "hook_name", "unit_kind"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,14 @@ def hook_name(kind: str, layer: int) -> str:
     if not isinstance(layer, int) or layer < 0:
         raise InvalidArgument(f"layer must be a non-negative int, got {layer!r}")
     return unit_kind(kind).template.format(layer=layer)
+
+
+def attention_pattern_hook(layer: int) -> str:
+    """Hook point of layer `layer`'s attention pattern, e.g. 0 -> ``blocks.0.attn.hook_pattern``.
+
+    The tensor there is [batch, n_heads, query, key]: each query's softmax weights over keys 0..query (zero for
+    later keys), so a row sums to 1; key 0 is BOS in featuretests windows. Not a unit kind: it has no per-token width.
+    """
+    if not isinstance(layer, int) or layer < 0:
+        raise InvalidArgument(f"layer must be a non-negative int, got {layer!r}")
+    return f"blocks.{layer}.attn.hook_pattern"
