@@ -15,17 +15,14 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from featuretests.analysis.attention_scope import HeadAttention, attention_within, segment_ids, summarise_heads
 from featuretests.analysis.position import (
-    HeadAttention,
-    attention_within,
     eta_squared,
     passage_tokens,
     position_bins,
     position_shares,
     rank_neurons,
-    segment_ids,
     spearman_with_position,
-    summarise_heads,
 )
 from featuretests.models.loader import LoadedModel, build_model
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from featuretests.errors import InvalidArgument
+from featuretests.models.hooks import attention_pattern_hook
 from featuretests.models.neurons import NeuronId, parse_neuron
 
 __all__ = ["Attribution", "add_arguments", "attribute", "example_positions", "run", "summarise"]
@@ -119,7 +120,7 @@ def attribute(
         names += [f"L{ly}.mlp"] if ly < L else []
     hook_list = ["hook_embed", "hook_pos_embed", f"blocks.{L}.ln2.hook_scale", f"blocks.{L}.mlp.hook_pre"]
     for ly in range(L + 1):
-        hook_list += [f"blocks.{ly}.attn.hook_v", f"blocks.{ly}.attn.hook_pattern"]
+        hook_list += [f"blocks.{ly}.attn.hook_v", attention_pattern_hook(ly)]
         if ly < L:
             hook_list.append(f"blocks.{ly}.mlp.hook_post" if per_neuron else f"blocks.{ly}.hook_mlp_out")
     n_ex, n_pos = len(ex), int(ex[:, 1].max()) + 1 if len(ex) else 1
@@ -144,7 +145,7 @@ def attribute(
             w_o = sd[f"blocks.{ly}.attn.o.weight"]  # [d_model, n_heads * d_head]
             d_head = w_o.shape[1] // n_heads
             v = cache[f"blocks.{ly}.attn.hook_v"]  # [b, pos, n_heads, d_head]
-            pattern = cache[f"blocks.{ly}.attn.hook_pattern"][idx, :, pt]  # [b, n_heads, pos]
+            pattern = cache[attention_pattern_hook(ly)][idx, :, pt]  # [b, n_heads, pos]
             for h in range(n_heads):
                 read = w_o[:, h * d_head : (h + 1) * d_head].T @ u_c  # [d_head]
                 by_source = pattern[:, h] * (v[:, :, h] @ read) / s[:, None]  # [b, pos]

@@ -1,5 +1,6 @@
 """``featuretests analyze position``: neurons that carry position (research problem 9.34) and heads that attend
-within the current clause or sentence (9.57); the measures are defined in `featuretests.analysis.position`.
+within the current clause or sentence (9.57); the measures are defined in `featuretests.analysis.position` and
+`featuretests.analysis.attention_scope`.
 
 Positional neurons are measured on ``--offsets-corpus`` (one passage at random offsets) and, for Spearman's rho with
 position, on ``--corpus``; heads on ``--corpus`` (prose: sentences end at ``. ! ?``, clauses also at ``, ; :``).
@@ -100,8 +101,8 @@ def _num(value: float | None) -> str:
 
 
 def _heads(args: argparse.Namespace, s: Any, chosen: list[int]) -> tuple[dict[str, Any], list[str], str]:
+    from featuretests.analysis.attention_scope import sentence_heads
     from featuretests.analysis.plots import line_chart, panel_row
-    from featuretests.analysis.position import sentence_heads
 
     levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
     data = sentence_heads(
