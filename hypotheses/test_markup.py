@@ -36,3 +36,13 @@ def math_mode(t):
 def base64_context(t):
     """Some neuron fires inside base64 blobs embedded in prose (exact spans from the synthetic corpus)."""
     return t.in_base64
+
+
+@ft.hypothesis(latex, auroc=0.85)
+def section_title(t):
+    """Some neuron fires inside the title of a sectioning command (\\chapter, \\section, \\subsection,
+    \\subsubsection; their starred forms are other commands and not counted). LaTeX features beyond math are
+    research problem 9.20. A context feature, judged by AUROC like math mode."""
+    cmd = t.latex_command
+    title = (cmd == "\\chapter") | (cmd == "\\section") | (cmd == "\\subsection") | (cmd == "\\subsubsection")
+    return t.in_command_arg & title

@@ -9,6 +9,7 @@ import featuretests as ft
 
 books = ft.corpus("books-en")
 repeats = ft.corpus("synthetic-repeats")
+ewt = ft.corpus("ud-en-ewt")
 
 
 @ft.hypothesis(
@@ -39,3 +40,15 @@ def duplicate_token(t):
 def early_position(t):
     """Some neuron fires in the first eight positions of the context window (a positional neuron)."""
     return t.pos_in_ctx <= 8
+
+
+@ft.hypothesis(
+    ewt,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N13 auroc 0.679 [0.659, 0.701] (needs auroc 0.85)",
+)
+def split_proper_noun(t):
+    """Some neuron fires on the second or later token of a proper noun split over several tokens (" Cl" + "aire"):
+    a neuron that knows it is inside a name although the piece alone is not one (research problem 9.28). Gold UPOS
+    from the English Web Treebank. AUROC, as for the other detokenisation hypotheses."""
+    return (t.pos == "PROPN") & (t.index_in_word >= 1)
