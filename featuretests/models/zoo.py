@@ -16,12 +16,12 @@ ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 TOY_MODELS: dict[str, tuple[int, str, int]] = {
     "toy-gelu-1l": (1, "gelu", 22_000_000),
     "toy-solu-1l": (1, "solu_ln", 22_000_000),
-    "toy-gelu-2l": (2, "gelu", 10_000_000),
-    "toy-solu-2l": (2, "solu_ln", 10_000_000),
+    "toy-gelu-2l": (2, "gelu", 20_000_000),
+    "toy-solu-2l": (2, "solu_ln", 20_000_000),
 }
 
 # name -> vocabulary size of its BPE tokenizer (why: featuretests/training/pipeline_text.py, SIZES_WHY).
-TOY_VOCAB: dict[str, int] = {"toy-gelu-1l": 8192, "toy-solu-1l": 8192, "toy-gelu-2l": 4096, "toy-solu-2l": 4096}
+TOY_VOCAB: dict[str, int] = {"toy-gelu-1l": 8192, "toy-solu-1l": 8192, "toy-gelu-2l": 8192, "toy-solu-2l": 8192}
 
 # Held-out loss per token must beat the add-k bigram baseline by at least this many nats, per domain.
 QUALITY_BAR: dict[str, float] = {"python": 1.0, "en": 0.6, "de": 0.1, "nl": 0.1}
