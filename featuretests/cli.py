@@ -31,7 +31,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(f"{name:<13} {n_layers:>6} {act_fn:>8} {'-':>10} {'-':>12}  not trained: featuretests train {name}")
             continue
         margins = "  ".join(
-            f"{d} {card['heldout'][d]['margin_over_bigram']:+.2f}{'' if card['quality_bar'][d]['met'] else '(!)'}"
+            f"{d} {card['heldout'][d]['margin_over_bigram']:+.3f}{'' if card['quality_bar'][d]['met'] else '(!)'}"
             for d in QUALITY_BAR
             if d in card["heldout"]
         )
