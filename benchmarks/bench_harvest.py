@@ -66,8 +66,8 @@ def bench_model(name: str) -> Any:
 
     model = load_model(name, device="cpu")
     config = model.config
-    if (int(config["n_ctx"]), int(config["d_vocab"])) != (256, 4096):
-        raise SystemExit(f"{name}: the benchmark's random windows need n_ctx 256 and d_vocab 4096")
+    if int(config["n_ctx"]) != 256:
+        raise SystemExit(f"{name}: the benchmark's random windows need n_ctx 256")
     if HOOK not in model.bridge.hook_dict:
         raise SystemExit(f"{name} has no hook {HOOK}")
     return model
@@ -153,7 +153,7 @@ def speed(args: argparse.Namespace) -> None:
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, batch {args.batch_size} windows, {args.tokens} tokens, "
         f"{args.repeats} rounds"
     )
-    windows = random_windows(args.tokens)
+    windows = random_windows(args.tokens, vocab=int(model.config["d_vocab"]))
     n = windows.shape[0] * (windows.shape[1] - 1)  # stored tokens (BOS skipped)
     bare_forward(model, windows[: args.batch_size], args.batch_size)  # warm-up
     labels = {"a": "bare truncated forward", "b": "harvest (store+summary)", "c": "run_with_cache, full"}
