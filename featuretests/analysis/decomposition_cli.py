@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from featuretests.analysis.decomposition import METHODS
+from featuretests.analysis.monosemanticity_cli import add_library_arguments
 
 __all__ = ["METHOD_NOTE", "add_arguments", "analyse_layer", "run"]
 
@@ -34,17 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-neurons", type=int, default=10, help="neurons listed per component (by |loading|)")
     parser.add_argument("--top-contexts", type=int, default=5, help="top activating contexts per component")
     parser.add_argument("--scree", type=int, default=50, help="leading principal directions in the scree plot")
-    parser.add_argument("--n-bins", type=int, default=1024, help="candidate thresholds per component")
-    parser.add_argument("--top-tokens", type=int, default=200, help="token-identity labels in the library")
-    parser.add_argument("--top-levels", type=int, default=20, help="values per categorical column in the library")
-    parser.add_argument("--min-positives", type=int, default=20, help="fewest positive tokens of a label")
-    parser.add_argument("--max-prevalence", type=float, default=0.2, help="largest share of tokens of a label")
-    parser.add_argument(
-        "--split-by",
-        choices=["file", "document"],
-        default="file",
-        help="unit of the fit/report split: source file (chunks of a file together) or document",
-    )
+    add_library_arguments(parser, unit="component")
 
 
 def _stat(x: np.ndarray) -> dict[str, float]:

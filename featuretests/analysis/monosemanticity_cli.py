@@ -10,7 +10,7 @@ import numpy as np
 
 from featuretests.metrics.scores import Scores
 
-__all__ = ["REFERENCE", "add_arguments", "analyse_model", "concat_scores", "run"]
+__all__ = ["REFERENCE", "add_arguments", "add_library_arguments", "analyse_model", "concat_scores", "run"]
 
 # Elhage et al. 2022, "Softmax Linear Units": share of neurons judged interpretable on quick inspection.
 REFERENCE = {"gelu": 0.35, "solu_ln": 0.60}
@@ -27,26 +27,31 @@ METHOD_NOTE = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--thresholds", default="0.3,0.5,0.7", help="F1 levels for the interpretable rate")
-    parser.add_argument("--n-bins", type=int, default=1024, help="candidate thresholds per neuron (equal-count bins)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the rate CIs")
+def add_library_arguments(parser: argparse.ArgumentParser, *, unit: str = "neuron") -> None:
+    """Options of the automatic label library and its fit/report split, shared by the analyses that use it."""
+    parser.add_argument("--n-bins", type=int, default=1024, help=f"candidate thresholds per {unit} (equal-count bins)")
     parser.add_argument("--top-tokens", type=int, default=200, help="token-identity labels in the library")
     parser.add_argument("--top-levels", type=int, default=20, help="values per categorical column in the library")
     parser.add_argument("--min-positives", type=int, default=20, help="fewest positive tokens of a label")
     parser.add_argument("--max-prevalence", type=float, default=0.2, help="largest share of tokens of a label")
-    parser.add_argument("--top-bigrams", type=int, default=200, help="compound labels 'token X after token Y'")
-    parser.add_argument(
-        "--top-context", type=int, default=200, help="compound labels 'label AND language/domain/in_* context'"
-    )
-    parser.add_argument("--top-k", type=int, default=20, help="top documents per neuron for the top precision")
-    parser.add_argument("--bands", type=int, default=5, help="activation bands for the band precision profile")
     parser.add_argument(
         "--split-by",
         choices=["file", "document"],
         default="file",
         help="unit of the fit/report split and the bootstrap: source file (chunks of a file together) or document",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--thresholds", default="0.3,0.5,0.7", help="F1 levels for the interpretable rate")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the rate CIs")
+    add_library_arguments(parser)
+    parser.add_argument("--top-bigrams", type=int, default=200, help="compound labels 'token X after token Y'")
+    parser.add_argument(
+        "--top-context", type=int, default=200, help="compound labels 'label AND language/domain/in_* context'"
+    )
+    parser.add_argument("--top-k", type=int, default=20, help="top documents per neuron for the top precision")
+    parser.add_argument("--bands", type=int, default=5, help="activation bands for the band precision profile")
 
 
 def concat_scores(parts: list[Scores], metric: str) -> Scores:
