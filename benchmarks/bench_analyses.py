@@ -70,6 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", nargs="+", default=["quick"], choices=["quick", "full"])
     parser.add_argument("--only", default=None, help="comma-separated analyses (default: all registered)")
+    parser.add_argument("--keep", default=None, help="keep caches and outputs here (default: a temporary folder)")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(ANALYSES)
     unknown = [n for n in names if n not in ANALYSES]
@@ -81,7 +82,8 @@ def main() -> int:
         f"{'peak RSS':>9}  memory"
     )
     failed = 0
-    with tempfile.TemporaryDirectory(prefix="ft-bench-analyses-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ft-bench-analyses-") as scratch:
+        tmp = args.keep or scratch  # a kept folder's cache makes every run "warm": pass a new folder for cold figures
         for profile in args.profiles:
             cache, out = Path(tmp) / f"cache-{profile}", Path(tmp) / f"out-{profile}"
             for name in names:
