@@ -276,5 +276,14 @@ def format_failure(r: dict[str, Any]) -> str:
             lines += [_fmt_context(c, marker) for c in examples]
     if r.get("search"):
         lines.append("  search (best units):")
-        lines += [f"    {s['neuron']:<9} {s['metric']} {s['value']}  p_adj {s['p_adjusted']}" for s in r["search"][:5]]
+        lines += [
+            f"    {s['neuron']:<9} {s['metric']} {s['value']}  p_adj {_p_text(s['p_adjusted'])}" for s in r["search"]
+        ]
     return "\n".join(lines)
+
+
+def _p_text(p: float | None) -> str:
+    """A p-value as text: results keep 6 decimals, so a stored 0.0 means below 5e-7, never exactly zero."""
+    if p is None:
+        return "n/a"
+    return "< 5e-7" if p < 5e-7 else f"{p:.2g}"

@@ -111,3 +111,15 @@ def test_the_html_report_marks_the_token_with_markup() -> None:
     page = _context_html(ctx, scale=2.0)
     focused = re.findall(r'<span class="tok focus"[^>]*>(.*?)</span>', page)
     assert focused == ["0"] and "⟦" not in page and page.count("[[") == 1  # the text as it is, no text marker
+
+
+def test_the_failure_message_lists_the_whole_search_with_readable_p_values() -> None:
+    result = _failed_result([])
+    p_values = [0.0, 3e-7, 0.0123, None] + [0.5] * 6  # 0.0: stored with 6 decimals, below 5e-7
+    result["search"] = [
+        {"neuron": f"L0N{i}", "metric": "auroc", "value": 0.9 - i / 100, "p_adjusted": q}
+        for i, q in enumerate(p_values)
+    ]
+    lines = format_failure(result).split("search (best units):\n")[1].splitlines()
+    assert [line.split()[0] for line in lines] == [f"L0N{i}" for i in range(10)]  # the top 10, not a prefix
+    assert [line.split("p_adj ")[1] for line in lines[:4]] == ["< 5e-7", "< 5e-7", "0.012", "n/a"]
