@@ -3,9 +3,11 @@
 Each analysis runs as its own `featuretests analyze` subprocess, as a researcher would run it, twice per profile:
 first with an empty cache directory for that profile ("cold": token table, labels and activations are built), then
 again ("warm": everything is read back from the cache). Printed per run: wall seconds, CPU seconds (user + system
-of the child) and peak RSS (ru_maxrss of the child), with the memory goal of the harvest (4 GB) as the bound that
-the streaming analyses must keep. The cold time of the first analysis of a profile includes building the shared
-token table and labels, which the others then reuse: the table says which analysis paid for them.
+of the child), peak RSS (ru_maxrss of the child: it includes the pages of memory-mapped activation stores, which
+the kernel can drop) and peak anonymous RSS (polled from /proc: the memory the analysis holds itself), judged
+against the memory goal of the harvest (4 GB), the bound that the streaming analyses must keep. The cold time of
+the first analysis of a profile includes building the shared token table and labels, which the others then reuse:
+the table says which analysis paid for them.
 
 Run: `.venv/bin/python benchmarks/bench_analyses.py [--profiles quick full] [--only weights,probes]`.
 Another job on the machine slows every figure; CPU seconds are less sensitive to it than wall seconds.
@@ -44,13 +46,36 @@ ARGS: dict[str, list[str]] = {
 }
 
 
+def _anon_kb(pid: int) -> int:
+    """RssAnon of a live process in KiB (0 once it is gone): its own memory, without mapped file pages."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float | int | str]:
-    """Run one analysis in a child process; its wall time, CPU time, peak RSS and exit code."""
+    """Run one analysis in a child process; its wall time, CPU time, peak RSS, peak anonymous RSS and exit code.
+
+    Peak RSS (ru_maxrss) counts the pages of the memory-mapped activation stores that the analysis reads: page
+    cache the kernel can drop at any time. Peak anonymous RSS (polled every 0.1 s from /proc) is the memory the
+    analysis itself holds, the figure the 4 GB bound is about.
+    """
     cmd = [sys.executable, "-m", "featuretests.cli", "analyze", name, "--model", MODEL, "--corpus", CORPUS]
     cmd += ["--profile", profile, "--cache-dir", str(cache), "--out", str(out), *ARGS.get(name, [])]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak_anon = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak_anon = max(peak_anon, _anon_kb(proc.pid))
+        time.sleep(0.1)
     wall = time.perf_counter() - start
     err = proc.stderr.read() if proc.stderr else ""
     code = os.waitstatus_to_exitcode(status)
@@ -60,6 +85,7 @@ def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float 
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "rss_gb": usage.ru_maxrss / 1024**2,  # KiB on Linux
+        "anon_gb": peak_anon / 1024**2,
         "code": code,
     }
 
@@ -79,7 +105,7 @@ def main() -> int:
     print(f"models {MODEL} (+ {MODEL_B} where the analysis compares two), corpus {CORPUS}")
     print(
         f"{'profile':<7} {'analysis':<16} {'cold wall':>9} {'cold cpu':>9} {'warm wall':>9} {'warm cpu':>9} "
-        f"{'peak RSS':>9}  memory"
+        f"{'peak RSS':>9} {'peak anon':>9}  memory"
     )
     failed = 0
     with tempfile.TemporaryDirectory(prefix="ft-bench-analyses-") as scratch:
@@ -90,12 +116,13 @@ def main() -> int:
                 cold = run_one(name, profile, cache, out)
                 warm = run_one(name, profile, cache, out)
                 rss = max(float(cold["rss_gb"]), float(warm["rss_gb"]))
+                anon = max(float(cold["anon_gb"]), float(warm["anon_gb"]))
                 ok = cold["code"] == warm["code"] == 0
                 failed += not ok
-                verdict = ("MET" if rss < RSS_GOAL_GB else "MISSED") + f" (< {RSS_GOAL_GB:.0f} GB)"
+                verdict = ("MET" if anon < RSS_GOAL_GB else "MISSED") + f" (anon < {RSS_GOAL_GB:.0f} GB)"
                 print(
                     f"{profile:<7} {name:<16} {cold['wall_s']:>8.1f}s {cold['cpu_s']:>8.1f}s {warm['wall_s']:>8.1f}s "
-                    f"{warm['cpu_s']:>8.1f}s {rss:>7.2f}GB  {verdict if ok else 'FAILED (see stderr)'}",
+                    f"{warm['cpu_s']:>8.1f}s {rss:>7.2f}GB {anon:>7.2f}GB  {verdict if ok else 'FAILED (see stderr)'}",
                     flush=True,
                 )
     return 1 if failed else 0
