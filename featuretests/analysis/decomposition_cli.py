@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from featuretests.analysis.decomposition import METHODS
-from featuretests.analysis.monosemanticity_cli import add_library_arguments
+from featuretests.analysis.monosemanticity_cli import add_library_arguments, library_from_args
 
 __all__ = ["METHOD_NOTE", "add_arguments", "analyse_layer", "run"]
 
@@ -157,7 +157,6 @@ def _figure(layers: list[dict[str, Any]]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Decompose every layer (or --layer) of --model over --corpus; print, and write JSON, Markdown, SVG, HTML."""
-    from featuretests.analysis.library import build_library
     from featuretests.analysis.monosemanticity import source_files
     from featuretests.cli_analyze import layers, markdown_table, report, session, text_table
     from featuretests.errors import InvalidArgument
@@ -167,13 +166,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--components must be >= 1, got {args.components}")
     s = session(args)
     table = s.table(args.corpus)
-    lib = build_library(
-        table,
-        top_tokens=args.top_tokens,
-        top_levels=args.top_levels,
-        min_positives=args.min_positives,
-        max_prevalence=args.max_prevalence,
-    )
+    lib = library_from_args(table, args)
     doc = np.asarray(table.doc)
     if args.split_by == "file":
         doc = source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", args.corpus)))

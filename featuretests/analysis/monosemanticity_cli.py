@@ -10,7 +10,15 @@ import numpy as np
 
 from featuretests.metrics.scores import Scores
 
-__all__ = ["REFERENCE", "add_arguments", "add_library_arguments", "analyse_model", "concat_scores", "run"]
+__all__ = [
+    "REFERENCE",
+    "add_arguments",
+    "add_library_arguments",
+    "analyse_model",
+    "concat_scores",
+    "library_from_args",
+    "run",
+]
 
 # Elhage et al. 2022, "Softmax Linear Units": share of neurons judged interpretable on quick inspection.
 REFERENCE = {"gelu": 0.35, "solu_ln": 0.60}
@@ -39,6 +47,21 @@ def add_library_arguments(parser: argparse.ArgumentParser, *, unit: str = "neuro
         choices=["file", "document"],
         default="file",
         help="unit of the fit/report split and the bootstrap: source file (chunks of a file together) or document",
+    )
+
+
+def library_from_args(table: Any, args: argparse.Namespace) -> Any:
+    """The automatic label library of `table` with the options of `add_library_arguments` (and compounds if given)."""
+    from featuretests.analysis.library import build_library
+
+    return build_library(
+        table,
+        top_tokens=args.top_tokens,
+        top_levels=args.top_levels,
+        min_positives=args.min_positives,
+        max_prevalence=args.max_prevalence,
+        top_bigrams=getattr(args, "top_bigrams", 0),
+        top_context=getattr(args, "top_context", 0),
     )
 
 
@@ -71,7 +94,6 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
     ``sources`` holds each analysed layer's activations (memmaps), ``names`` the neurons in the same order."""
     from featuretests.analysis.distributions import moments
-    from featuretests.analysis.library import build_library
     from featuretests.analysis.monosemanticity import (
         band_precision_profile,
         explain,
@@ -84,15 +106,7 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
     s = session(args, name)
     table = s.table(args.corpus)
-    lib = build_library(
-        table,
-        top_tokens=args.top_tokens,
-        top_levels=args.top_levels,
-        min_positives=args.min_positives,
-        max_prevalence=args.max_prevalence,
-        top_bigrams=getattr(args, "top_bigrams", 0),
-        top_context=getattr(args, "top_context", 0),
-    )
+    lib = library_from_args(table, args)
     doc = np.asarray(table.doc)
     if args.split_by == "file":
         doc = source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", args.corpus)))
