@@ -46,6 +46,18 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
+def build_tiny_model(tokenizer: Any, edit: dict[str, Any] | None = None, **overrides: Any) -> Any:
+    """A `LoadedModel` of `tiny_config(**overrides)`, with the state-dict entries of `edit` replaced."""
+    from featuretests.models.loader import LoadedModel, build_model
+
+    config = tiny_config(**overrides)
+    bridge = build_model(config, tokenizer)
+    if edit:
+        bridge.load_state_dict({**bridge.state_dict(), **edit})
+    bridge.eval()
+    return LoadedModel("tiny", bridge, tokenizer, config, "0" * 64, "cpu")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) -> Path:
     """A model directory (config.json, model.safetensors, tokenizer/) of an untrained tiny 1L GELU model."""

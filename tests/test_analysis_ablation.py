@@ -16,16 +16,7 @@ from featuretests.analysis.ablation import _subsets, ablate, eval_label, specifi
 from featuretests.errors import InvalidArgument
 from featuretests.models.loader import LoadedModel, build_model
 
-from .conftest import tiny_config
-
-
-def _model(tokenizer: Any, edit: dict[str, Any] | None = None, **overrides: Any) -> LoadedModel:
-    config = tiny_config(**overrides)
-    bridge = build_model(config, tokenizer)
-    if edit:
-        bridge.load_state_dict({**bridge.state_dict(), **edit})
-    bridge.eval()
-    return LoadedModel("tiny", bridge, tokenizer, config, "0" * 64, "cpu")
+from .conftest import build_tiny_model, tiny_config
 
 
 def _windows(n_windows: int = 6, n_ctx: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +48,7 @@ def _manual_loss(model: LoadedModel, ids: np.ndarray, rows: np.ndarray) -> np.nd
 
 def test_zero_and_mean_ablation_equal_editing_the_weights(tiny_tokenizer: Any) -> None:
     """Zero ablation of neuron 5 == removing its W_out column; mean ablation == moving mean * W_out into b_out."""
-    model = _model(tiny_tokenizer, seed=3)
+    model = build_tiny_model(tiny_tokenizer, seed=3)
     ids, rows = _windows()
     zero = ablate(model, ids, rows, ["L0N5"], method="zero", batch_size=4)
     assert np.allclose(zero.clean, _manual_loss(model, ids, rows), atol=1e-5)
@@ -65,21 +56,23 @@ def test_zero_and_mean_ablation_equal_editing_the_weights(tiny_tokenizer: Any) -
     w_out = sd["blocks.0.mlp.out.weight"].clone()  # [d_model, d_mlp]
     column = w_out[:, 5].clone()
     w_out[:, 5] = 0
-    edited = _model(tiny_tokenizer, {"blocks.0.mlp.out.weight": w_out}, seed=3)
+    edited = build_tiny_model(tiny_tokenizer, {"blocks.0.mlp.out.weight": w_out}, seed=3)
     # position 0 (BOS) is not ablated, but in a 1L model it only changes the prediction at position 0: no row
     assert np.allclose(zero.ablated[(0,)], _manual_loss(edited, ids, rows), atol=1e-5)
 
     mean = ablate(model, ids, rows, ["L0N5"], method="mean", batch_size=4)
     m = float(mean.acts[:, 0].mean())
     shifted = {"blocks.0.mlp.out.weight": w_out, "blocks.0.mlp.out.bias": sd["blocks.0.mlp.out.bias"] + m * column}
-    assert np.allclose(mean.ablated[(0,)], _manual_loss(_model(tiny_tokenizer, shifted, seed=3), ids, rows), atol=1e-5)
+    assert np.allclose(
+        mean.ablated[(0,)], _manual_loss(build_tiny_model(tiny_tokenizer, shifted, seed=3), ids, rows), atol=1e-5
+    )
     assert not mean.scored[rows[rows >= 0].reshape(-1)].all()  # each window's last token has no next token
 
 
 def test_a_dead_neuron_has_no_effect_and_resampling_is_seeded(tiny_tokenizer: Any) -> None:
     bias = build_model(tiny_config(seed=1), tiny_tokenizer).state_dict()["blocks.0.mlp.in.bias"].clone()
     bias[7] = -1e4  # GELU(-1e4) == 0: neuron 7 never fires
-    model = _model(tiny_tokenizer, {"blocks.0.mlp.in.bias": bias}, seed=1)
+    model = build_tiny_model(tiny_tokenizer, {"blocks.0.mlp.in.bias": bias}, seed=1)
     ids, rows = _windows()
     for method in ("zero", "mean", "resample"):
         result = ablate(model, ids, rows, ["L0N7"], method=method, batch_size=8)
@@ -94,7 +87,7 @@ def test_subset_ablation_shares_and_verdicts(tiny_tokenizer: Any) -> None:
     assert len(_subsets(3, 1, True)) == 7 and len(_subsets(3, 3, False)) == 7 and _subsets(1, 2, True) == [(0,)]
     bias = build_model(tiny_config(n_layers=2, seed=2), tiny_tokenizer).state_dict()["blocks.1.mlp.in.bias"].clone()
     bias[[1, 2]] = -1e4
-    model = _model(tiny_tokenizer, {"blocks.1.mlp.in.bias": bias}, n_layers=2, seed=2)
+    model = build_tiny_model(tiny_tokenizer, {"blocks.1.mlp.in.bias": bias}, n_layers=2, seed=2)
     ids, rows = _windows(n_windows=4)
     result = ablate(model, ids, rows, ["L1N1", "L1N2", "L1N9"], method="zero", max_subset=1, leave_one_out=True)
     summary = subset_summary(result)
@@ -144,7 +137,7 @@ def test_specificity_ci_is_the_token_level_document_bootstrap() -> None:
 
 
 def test_bad_arguments_are_refused(tiny_tokenizer: Any) -> None:
-    model = _model(tiny_tokenizer)
+    model = build_tiny_model(tiny_tokenizer)
     ids, rows = _windows(n_windows=2)
     with pytest.raises(InvalidArgument, match="method"):
         ablate(model, ids, rows, ["L0N1"], method="noise")

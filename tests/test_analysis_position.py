@@ -24,9 +24,9 @@ from featuretests.analysis.position import (
     rank_neurons,
     spearman_with_position,
 )
-from featuretests.models.loader import LoadedModel, build_model
+from featuretests.models.loader import build_model
 
-from .conftest import tiny_config
+from .conftest import build_tiny_model, tiny_config
 
 
 def test_eta_squared_matches_a_direct_computation() -> None:
@@ -121,15 +121,6 @@ def test_sentences_and_clauses_from_token_text() -> None:
     assert segment_ids(text[:3], [0, 0, 1]).tolist() == [0, 0, 1]
 
 
-def _model(tokenizer: Any, edit: dict[str, Any] | None = None, **overrides: Any) -> LoadedModel:
-    config = tiny_config(**overrides)
-    bridge = build_model(config, tokenizer)
-    if edit:
-        bridge.load_state_dict({**bridge.state_dict(), **edit})
-    bridge.eval()
-    return LoadedModel("tiny", bridge, tokenizer, config, "0" * 64, "cpu")
-
-
 def _plant(kind: str) -> Any:
     """A hook replacing one head's pattern: 'sentence' (uniform over earlier keys of the query's segment), 'uniform'
     (uniform over keys 0..q) or 'self' (all on the query itself); `segments` [b, n] is set before the forward pass."""
@@ -153,7 +144,7 @@ def _plant(kind: str) -> Any:
 
 
 def test_planted_sentence_heads_score_a_high_excess_and_uniform_heads_none(tiny_tokenizer: Any) -> None:
-    model = _model(tiny_tokenizer, n_heads=4, d_head=4, seed=2)
+    model = build_tiny_model(tiny_tokenizer, n_heads=4, d_head=4, seed=2)
     rng = np.random.default_rng(3)
     windows = rng.integers(3, 300, (10, 32))
     windows[:, 0] = 0
