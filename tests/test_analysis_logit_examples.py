@@ -15,7 +15,8 @@ import torch
 from featuretests.analysis.logit_examples import collect, harmful, own_rank, top_rows, topk_overlap
 from featuretests.errors import InvalidArgument
 
-from .test_analysis_ablation import _model, _windows, cli_args
+from .conftest import build_tiny_model
+from .test_analysis_ablation import _windows, cli_args
 
 
 def _logits(model: Any, ids: np.ndarray, hooks: list[Any]) -> torch.Tensor:
@@ -24,7 +25,7 @@ def _logits(model: Any, ids: np.ndarray, hooks: list[Any]) -> torch.Tensor:
 
 
 def test_direct_effect_equals_removing_the_output_at_a_pinned_scale(tiny_tokenizer: Any) -> None:
-    model = _model(tiny_tokenizer, seed=3)
+    model = build_tiny_model(tiny_tokenizer, seed=3)
     ids, rows = _windows(n_windows=4)
     ex = collect(model, ids, rows, 0, batch_size=3)
     scales: dict[str, torch.Tensor] = {}
@@ -59,7 +60,7 @@ def test_direct_effect_equals_removing_the_output_at_a_pinned_scale(tiny_tokeniz
 
 def test_a_planted_harmful_neuron_is_flagged(tiny_tokenizer: Any) -> None:
     """Neuron 4 always fires and writes a direction that lowers every token's logit but raises token 7's."""
-    sd = _model(tiny_tokenizer, seed=4).bridge.state_dict()
+    sd = build_tiny_model(tiny_tokenizer, seed=4).bridge.state_dict()
     d_model = sd["blocks.0.mlp.out.weight"].shape[0]
     direction = torch.zeros(d_model)
     direction[0], direction[1] = 1.0, -1.0
@@ -71,7 +72,7 @@ def test_a_planted_harmful_neuron_is_flagged(tiny_tokenizer: Any) -> None:
     w_in, b_in = sd["blocks.0.mlp.in.weight"].clone(), sd["blocks.0.mlp.in.bias"].clone()
     w_in[4], b_in[4] = 0.0, 2.0  # constant activation GELU(2) > 0
     edit = {"blocks.0.mlp.out.weight": w_out, "unembed.weight": w_u, "blocks.0.mlp.in.weight": w_in}
-    model = _model(tiny_tokenizer, edit | {"blocks.0.mlp.in.bias": b_in}, seed=4)
+    model = build_tiny_model(tiny_tokenizer, edit | {"blocks.0.mlp.in.bias": b_in}, seed=4)
     ids, rows = _windows(n_windows=8, seed=1)
     ex = collect(model, ids, rows, 0, batch_size=4)
     doc = np.zeros(len(ex.scored), dtype=np.int64)
