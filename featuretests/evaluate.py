@@ -6,7 +6,9 @@ Threshold of a boolean hypothesis (``threshold_rule``):
 - ``"best_f1"`` (default): the unit's best-F1 threshold is chosen on half of the documents (a seeded split by
   document) and every metric is reported on the other half, so the threshold is never fitted on what it is judged on;
 - ``"zero"``: the unit fires when its activation is > 0; a number: that fixed threshold.
-Confidence intervals: percentile bootstrap over documents of the report half (100 resamples).
+Confidence intervals: percentile bootstrap over documents of the report half (100 resamples). With fewer than
+`FEW_DOCUMENTS` documents there, a resample can leave out a whole source and the interval is wide (a low end of 0
+is common); `UnitVerdict.ci_documents` records the count so that messages can say so.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from featuretests import metrics as M
 from featuretests.errors import InvalidArgument
 from featuretests.spec import BOOLEAN_METRICS, Hypothesis
 
-__all__ = ["UnitVerdict", "judge_boolean", "judge_numeric", "label_kind", "metric_entry"]
+__all__ = ["FEW_DOCUMENTS", "UnitVerdict", "judge_boolean", "judge_numeric", "label_kind", "metric_entry"]
 
 N_BOOTSTRAP = 100
+FEW_DOCUMENTS = 10  # below this many resampled documents, intervals are flagged as rough
 SHOWN_BOOLEAN = ("precision", "recall", "f1", "auroc")
 
 
@@ -35,6 +38,7 @@ class UnitVerdict:
     metrics: dict[str, dict[str, Any]]
     failures: list[str] = field(default_factory=list)
     report_mask: np.ndarray | None = None
+    ci_documents: int | None = None  # documents the bootstrap resampled (None: no interval)
 
     @property
     def passed(self) -> bool:
@@ -99,7 +103,12 @@ def judge_boolean(
         ci = _bootstrap(fn, ar, yr, dr, seed)
         out[name] = metric_entry(fn(ar, yr), *(ci if ci else (None, None)))
     failures = [f for m, v in h.thresholds.items() if (f := _check(m, out[m], v)) is not None]
-    return UnitVerdict(unit, threshold, out, failures, report)
+    return UnitVerdict(unit, threshold, out, failures, report, _resampled_documents(dr))
+
+
+def _resampled_documents(doc_ids: np.ndarray) -> int | None:
+    n = len(np.unique(doc_ids))
+    return n if n >= 2 else None
 
 
 def _boolean_metric(name: str, threshold: float) -> Any:
@@ -157,7 +166,7 @@ def judge_numeric(
             "expression boolean"
         )
     failures = [f for m, v in h.thresholds.items() if (f := _check(m, out[m], v)) is not None]
-    return UnitVerdict(unit, None, out, failures, None)
+    return UnitVerdict(unit, None, out, failures, None, _resampled_documents(doc_ids))
 
 
 def _mi(a: np.ndarray, values: np.ndarray) -> Any:

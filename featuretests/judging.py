@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from featuretests.errors import FeatureTestsError
-from featuretests.evaluate import UnitVerdict, label_kind
+from featuretests.evaluate import FEW_DOCUMENTS, UnitVerdict, label_kind
 from featuretests.models.neurons import NeuronId
 from featuretests.render.marking import Marker, choose_marker, mark_token
 from featuretests.spec import Hypothesis
@@ -216,6 +216,7 @@ def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[st
         "threshold": None if first.threshold is None else round(float(first.threshold), 6),
         "thresholds": dict(h.thresholds),
         "metrics": first.metrics,
+        "ci_documents": first.ci_documents,
         "units": [{"neuron": v.unit, "metrics": v.metrics, "failures": v.failures} for v in verdicts],
         "search": search,
         "checks": checks,
@@ -266,6 +267,12 @@ def format_failure(r: dict[str, Any]) -> str:
         need = r["thresholds"].get(name)
         mark = "" if need is None else ("  ✓" if entry.get("value") is not None and entry["value"] >= need else "  ✗")
         lines.append(f"  {name:<18} {_fmt_metric(entry):<28} {'' if need is None else f'≥ {need:g}'}{mark}")
+    few = r.get("ci_documents")
+    if few is not None and few < FEW_DOCUMENTS:
+        lines.append(
+            f"  note: the intervals resample only {few} documents, so a resample can drop a whole source; read them "
+            "as rough (a corpus with more, smaller documents gives tighter ones)"
+        )
     for f in r["failures"]:
         lines.append(f"  FAILED: {f}")
     for title, key in (("fires, label false", "false_positives"), ("label true, silent", "false_negatives")):
