@@ -16,14 +16,8 @@ import torch
 from scipy.stats import spearmanr
 
 from featuretests.analysis.attention_scope import HeadAttention, attention_within, segment_ids, summarise_heads
-from featuretests.analysis.position import (
-    eta_squared,
-    passage_tokens,
-    position_bins,
-    position_shares,
-    rank_neurons,
-    spearman_with_position,
-)
+from featuretests.analysis.position import passage_tokens, rank_neurons
+from featuretests.analysis.position_stats import eta_squared, position_bins, position_shares, spearman_with_position
 from featuretests.models.loader import build_model
 
 from .conftest import build_tiny_model, tiny_config

@@ -1,6 +1,7 @@
 """Heads that attend within the current clause or sentence (research problem 9.57). The command-line glue
 (``featuretests analyze position``) is in `featuretests.analysis.position_cli`; the positional neurons of the same
-command (9.34) are in `featuretests.analysis.position`, whose grouping and bootstrap helpers this module uses.
+command (9.34) are in `featuretests.analysis.position`, whose row helpers this module uses, with the grouping and
+bootstrap helpers of `featuretests.analysis.position_stats`.
 
 **Attention within the clause / sentence.** Token text is cut into sentences (a run of ``. ! ?`` or an ellipsis,
 then optional closing quotes or brackets, followed by whitespace or the end of the text; or a newline) and clauses
@@ -31,7 +32,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from featuretests.analysis.position import _bootstrap, _codes, _entries, _group_sums, _put
+from featuretests.analysis.position import _entries, _put
+from featuretests.analysis.position_stats import _bootstrap, _codes, _group_sums
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
 
