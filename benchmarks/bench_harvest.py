@@ -10,6 +10,10 @@ the spread (min-max over rounds) and the torch thread count. Then it runs harves
 prints the forward passes it ran (goal 0). Last, in a subprocess, the peak RSS of harvesting --rss-tokens tokens
 (default 1M) of a 2L model (2 x 512 units), read with getrusage(RUSAGE_CHILDREN) (goal < 4 GB).
 
+--threads sets torch's intra-op threads for all three passes. The harvest's writer (summaries, checksums, file
+writes) runs on a thread of its own beside the forward pass; with --threads 1 on a 2-core machine it has a core to
+itself, which is the situation of a machine with more cores than the forward pass uses, or of a GPU forward pass.
+
 --model picks the 1L model: 'random' (untrained, built from `toy_config`; the default) or a zoo model of the same
 shape such as toy-gelu-1l. Windows are random token ids either way.
 
@@ -237,6 +241,13 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="rounds of (a), (b), (c); ratios are their medians")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads for all three passes (default: torch's choice). On a 2-core machine, 1 leaves "
+        "the harvest's writer a core of its own, as a machine with more cores than the forward pass uses (or a "
+        "GPU forward pass) does",
+    )
     parser.add_argument("--model", default="random", help="'random' (untrained, built here) or a zoo model name")
     parser.add_argument("--rss-tokens", type=int, default=1_000_000, help="0 skips the RSS measurement")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
@@ -245,6 +256,10 @@ def main() -> None:
     if args.rss_child:
         rss_child(args.rss_child, args.batch_size, args.cache_dir)
         return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.tokens:
         speed(args)
     if args.rss_tokens:
