@@ -45,6 +45,8 @@ ANALYSES: dict[str, str] = {
     "logit-examples": "featuretests.analysis.logit_examples:run",
     "decomposition": "featuretests.analysis.decomposition:run",
     "position": "featuretests.analysis.position:run",
+    "activation-shape": "featuretests.analysis.activation_shape:run",
+    "inconsistency": "featuretests.analysis.inconsistency:run",
 }
 
 

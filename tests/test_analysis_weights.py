@@ -74,10 +74,32 @@ def test_top_tokens_orders_boosted_and_suppressed() -> None:
     assert top["suppressed"] == [("c", -2.0), ("a", 0.1)]
 
 
-def test_solu_folds_the_mlp_layernorm_weight(tiny_tokenizer: Any) -> None:
+def test_solu_w_out_is_what_a_unit_of_hook_post_writes(tiny_tokenizer: Any) -> None:
+    """SoLU's hook_post comes after the MLP LayerNorm (weight included): w_out must not fold that weight in again,
+    while the pre-activation's view (for cos(w_in, w_out)) carries it, sign included."""
     bridge = build_model(tiny_config(act_fn="solu_ln"), tiny_tokenizer)
     sd = bridge.state_dict()
-    bridge.load_state_dict({**sd, "blocks.0.mlp.ln.weight": torch.full_like(sd["blocks.0.mlp.ln.weight"], 2.0)})
+    ln_w = torch.full_like(sd["blocks.0.mlp.ln.weight"], 2.0)
+    ln_w[5] = -0.5
+    bridge.load_state_dict({**sd, "blocks.0.mlp.ln.weight": ln_w})
     w = layer_weights(_Model(bridge), 0)
+    tokens = torch.randint(0, int(tiny_config()["d_vocab"]), (1, 6))
+    got: dict[str, torch.Tensor] = {}
+
+    def save(t: torch.Tensor, hook: Any) -> None:
+        got["out"] = t.detach().clone()
+
+    def bump(t: torch.Tensor, hook: Any) -> torch.Tensor:
+        t = t.clone()
+        t[..., 3] += 1.0
+        return t
+
+    with torch.no_grad(), bridge.hooks(fwd_hooks=[("blocks.0.hook_mlp_out", save)]):
+        bridge(tokens)
+    base = got["out"]
+    with torch.no_grad(), bridge.hooks(fwd_hooks=[("blocks.0.mlp.hook_post", bump), ("blocks.0.hook_mlp_out", save)]):
+        bridge(tokens)
+    written = (got["out"] - base)[0, 2].double().numpy()
+    assert np.allclose(written, w.w_out[3], atol=1e-5)  # a unit of hook_post writes w_out, not 2 * w_out
     raw = bridge.state_dict()["blocks.0.mlp.out.weight"].double().numpy().T
-    assert np.allclose(w.w_out, 2.0 * raw)
+    assert np.allclose(w.w_out_from_pre[3], 2.0 * raw[3]) and np.allclose(w.w_out_from_pre[5], -0.5 * raw[5])

@@ -3,7 +3,7 @@
 
 Direct effect: for table row t (window w, position p) with next token ``y = ids[w, p + 1]`` and neuron n of layer L,
 ``effect[t, n] = act[t, n] * (w_out_c[n] @ W_U_eff[:, y]) / scale[t]`` where ``act`` is ``blocks.L.mlp.hook_post``,
-``w_out_c`` the neuron's output direction (as in `weights.layer_weights`, SoLU LayerNorm weight included) minus its
+``w_out_c`` the neuron's output direction (`weights.layer_weights`: what a unit of ``hook_post`` writes) minus its
 mean over d_model, ``W_U_eff = diag(ln_final.weight) @ W_U`` and ``scale[t]`` the *actual* final LayerNorm scale of
 that token (``ln_final.hook_scale``: sqrt(var + eps), recorded in the same forward pass). This is exact, not the
 folded approximation of `weights.dla`: it equals the change of the next token's logit when the neuron's output is

@@ -2,8 +2,11 @@
 
 Conventions (TransformerLens 4.3 state-dict names):
 - ``w_in[i]``  = ``blocks.L.mlp.in.weight[i, :]``   the neuron's input direction, [d_model]
-- ``w_out[i]`` = ``blocks.L.mlp.out.weight[:, i]``  its output direction, [d_model]; for SoLU multiplied by the
-  MLP LayerNorm's weight for that neuron (what a unit activation of ``hook_post`` writes).
+- ``w_out[i]`` = ``blocks.L.mlp.out.weight[:, i]``  its output direction, [d_model]: what a unit of ``hook_post``
+  writes to the residual stream, for SoLU too (its ``hook_post`` comes after the MLP LayerNorm, weight included).
+- ``w_out_from_pre[i]``: the output direction seen from the pre-activation, for cos(w_in, w_out): for SoLU
+  ``w_out[i]`` times the MLP LayerNorm weight of neuron i (a negative weight turns "more input" into "less output";
+  the LayerNorm's normalisation is positive and ignored), for other models ``w_out[i]``.
 - Direct logit attribution (DLA): ``w_out[i] @ W_U_eff`` with ``W_U_eff = diag(ln_final.weight) @ W_U^T`` applied
   to the centred output direction (LayerNorm centres its input; its scale is ignored, so DLA is a direction, not
   an exact logit change). One row per neuron, [d_mlp, d_vocab].
@@ -30,8 +33,14 @@ class NeuronWeights:
     layer: int
     w_in: np.ndarray  # [d_mlp, d_model]
     b_in: np.ndarray  # [d_mlp]
-    w_out: np.ndarray  # [d_mlp, d_model] (rows are output directions)
+    w_out: np.ndarray  # [d_mlp, d_model] (rows are output directions per unit of hook_post)
     w_u: np.ndarray  # [d_model, d_vocab], final LayerNorm weight folded in
+    mlp_ln_w: np.ndarray | None = None  # [d_mlp] SoLU's MLP LayerNorm weight; None for other models
+
+    @property
+    def w_out_from_pre(self) -> np.ndarray:
+        """[d_mlp, d_model] output directions as seen from the pre-activation (see the module docstring)."""
+        return self.w_out if self.mlp_ln_w is None else self.w_out * self.mlp_ln_w[:, None]
 
 
 def layer_weights(model: Any, layer: int) -> NeuronWeights:
@@ -39,13 +48,11 @@ def layer_weights(model: Any, layer: int) -> NeuronWeights:
     sd = {k: v.detach().cpu().double().numpy() for k, v in model.bridge.state_dict().items()}
     prefix = f"blocks.{layer}.mlp"
     w_out = sd[f"{prefix}.out.weight"].T.copy()  # [d_mlp, d_model]
-    ln_w = sd.get(f"{prefix}.ln.weight")
-    if ln_w is not None:  # SoLU: the MLP LayerNorm scales each neuron before W_out
-        w_out = w_out * ln_w[:, None]
     w_u = sd["unembed.weight"].T  # [d_model, d_vocab]
     if "ln_final.weight" in sd:
         w_u = sd["ln_final.weight"][:, None] * w_u
-    return NeuronWeights(layer, sd[f"{prefix}.in.weight"], sd[f"{prefix}.in.bias"], w_out, w_u)
+    ln_w = sd.get(f"{prefix}.ln.weight")  # SoLU only; hook_post already includes it (not folded into w_out)
+    return NeuronWeights(layer, sd[f"{prefix}.in.weight"], sd[f"{prefix}.in.bias"], w_out, w_u, ln_w)
 
 
 def cos_in_out(w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
@@ -98,7 +105,7 @@ def run(args: Any) -> int:
         tok = model.tokenizer
         for layer in layers(args, model.n_layers):
             w = layer_weights(model, layer)
-            cos = cos_in_out(w.w_in, w.w_out)
+            cos = cos_in_out(w.w_in, w.w_out_from_pre)
             rows_dla = dla(w.w_out, w.w_u)
             mom = dla_moments(rows_dla)
             names = [tok.convert_tokens_to_string([t]) for t in tok.convert_ids_to_tokens(list(range(w.w_u.shape[1])))]
