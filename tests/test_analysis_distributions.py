@@ -403,3 +403,216 @@ def test_paired_difference_of_summaries_between_two_models() -> None:
     assert all(v == {"difference": 0.0, "low": 0.0, "high": 0.0} for v in same.values())
     with pytest.raises(Exception, match="groups"):  # B read on other tokens
         summary_difference_ci(a, b[:-1], doc, n_resamples=10)
+
+
+# --- Row sample above the cap, one pass over all values, per-document bootstrap sums ----------------------------
+
+
+def _shapes(n: int, seed: int = 11) -> np.ndarray:
+    """Columns: normal, exponential, bimodal mixture, t5 (heavy tails), a constant."""
+    rng = np.random.default_rng(seed)
+    bimodal = np.where(rng.random(n) < 0.5, -3.0, 3.0) + rng.normal(size=n)
+    return np.stack(
+        [rng.normal(1.0, 2.0, n), rng.exponential(1.0, n), bimodal, rng.standard_t(5, n), np.full(n, 0.7)], axis=1
+    )
+
+
+def test_sample_rows_are_seeded_sorted_distinct_and_shared() -> None:
+    from featuretests.analysis.distribution_passes import gather_rows, sample_rows
+
+    rs = sample_rows(50_000, cap=1_000, seed=3)
+    assert rs.rows is not None and rs.n_sample == 1_000 and len(np.unique(rs.rows)) == 1_000
+    assert np.array_equal(rs.rows, np.sort(rs.rows)) and rs.rows[0] >= 0 and rs.rows[-1] < 50_000
+    assert np.array_equal(rs.rows, sample_rows(50_000, cap=1_000, seed=3).rows)  # same rows for every unit set
+    assert not np.array_equal(rs.rows, sample_rows(50_000, cap=1_000, seed=4).rows)
+    x = np.arange(100_000.0).reshape(50_000, 2)
+    assert np.array_equal(gather_rows(x, rs), x[rs.rows])
+    whole = sample_rows(1_000, cap=1_000)
+    assert whole.rows is None and whole.to_json() is None and gather_rows(x[:1_000], whole) is not None
+    with pytest.raises(Exception, match="cap"):
+        sample_rows(10, cap=0)
+
+
+def test_below_the_cap_the_profile_is_the_exact_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At or below the cap every order statistic uses every token: equal (==) to the functions on all values, and
+    the JSON says so (no row sample, every statistic on n tokens). The default cap is read at call time."""
+    import featuretests.analysis.distribution_passes as dp
+
+    x = _shapes(20_000)
+    p = profile(x, exact_cap=20_000)
+    assert p["row_sample"] is None and set(p["n_values"].values()) == {20_000}
+    assert p["per_unit"]["normal_ks"] == normal_ks(x).tolist()
+    assert p["per_unit"]["anderson"] == anderson_darling(x).corrected.tolist()
+    assert p["per_unit"]["modes"] == histogram_modes(x).tolist()
+    qq = qq_points(x)
+    assert p["qq"]["median"] == np.median(qq["sample"], axis=1).tolist()
+    assert p["qq"]["heaviest"] == qq["sample"][:, p["qq"]["heaviest_unit"]].tolist()
+    assert json.dumps(profile(x), sort_keys=True) == json.dumps(p, sort_keys=True)  # default cap 200,000 > n
+    monkeypatch.setattr(dp, "EXACT_CAP", 5_000)
+    assert profile(x)["row_sample"]["n_sample"] == 5_000
+
+
+def test_sampled_order_statistics_agree_with_all_tokens() -> None:
+    """80,000 tokens, cap 20,000. Tolerances (stated): KS D within 0.02 (DKW at 99.9% for m = 20,000 is 0.014,
+    plus the shift of the fitted normal); standardised Q-Q quantiles within 0.05 sd for p in [0.05, 0.95] and
+    within 0.1 sd + 15% everywhere (the exponential's 0.999 quantile, 6.9 sd, has a standard error of 0.22 sd at
+    m = 20,000); A^2 per token (A^2 / n, what a fixed departure fixes) within 10% + 5 / m; the same number of
+    modes. Moments, tails, BC and frac>0 use all tokens and are identical; the histogram-based A*^2 is on all
+    tokens and its check scales the sample's A*^2 by n / m."""
+    x = _shapes(80_000).astype(np.float16)
+    summary = _summary_of(x)
+    exact = profile(x, exact_cap=80_000, summary=summary)
+    sampled = profile(x, exact_cap=20_000, summary=summary)
+    json.dumps(sampled, allow_nan=False)
+    rs = sampled["row_sample"]
+    assert rs["n_sample"] == 20_000 and rs["n_tokens"] == 80_000 and rs["method"].startswith("uniform")
+    assert sampled["n_values"]["normal_ks"] == sampled["n_values"]["qq"] == sampled["n_values"]["modes"] == 20_000
+    assert sampled["n_values"]["skew"] == sampled["n_values"]["anderson_from_histogram"] == 80_000
+    for name in ("mean", "var", "skew", "kurtosis", "tail_fraction", "bimodality", "frac_positive"):
+        assert sampled["per_unit"][name] == exact["per_unit"][name], name
+    ks_s, ks_e = (np.array(p["per_unit"]["normal_ks"][:4]) for p in (sampled, exact))
+    assert np.abs(ks_s - ks_e).max() < 0.02
+    a2_s, a2_e = (np.array(p["per_unit"]["anderson_a2"][:4]) for p in (sampled, exact))
+    assert (np.abs(a2_s / 20_000 - a2_e / 80_000) <= 0.1 * a2_e / 80_000 + 5 / 20_000).all()
+    assert sampled["per_unit"]["modes"] == exact["per_unit"]["modes"] == [1.0, 1.0, 2.0, 1.0, None]
+    p = np.array(exact["qq"]["p"])
+    central = (p >= 0.05) & (p <= 0.95)
+    for curve in ("median", "heaviest"):
+        want = np.array(exact["qq"][curve])
+        diff = np.abs(np.array(sampled["qq"][curve]) - want)
+        assert diff[central].max() < 0.05 and (diff <= 0.1 + 0.15 * np.abs(want)).all(), curve
+    assert sampled["frac_reject_normal_5pct"] == exact["frac_reject_normal_5pct"] == 0.75  # all but the normal
+    check = sampled["anderson_from_histogram"]
+    assert check["a2_star"] == exact["anderson_from_histogram"]["a2_star"]  # binned: all tokens, unchanged
+    assert check["n_compared"] == 4 and check["median_rel_diff"] < 0.2
+
+
+def test_a_unit_constant_on_the_sample_alone_is_undefined_with_its_own_reason() -> None:
+    from featuretests.analysis.distribution_passes import SAMPLE_CONSTANT, sample_rows
+
+    x = _shapes(30_000)[:, :2].copy()
+    rows = sample_rows(30_000, cap=2_000, seed=0).rows
+    assert rows is not None
+    outside = np.setdiff1d(np.arange(30_000), rows)[:3]
+    x[:, 1] = 0.0
+    x[outside, 1] = 1.0  # non-zero on three tokens, none of them sampled
+    p = profile(x, exact_cap=2_000)
+    assert p["per_unit"]["skew"][1] is not None  # all tokens: not constant
+    assert p["per_unit"]["normal_ks"][1] is None and p["per_unit"]["anderson"][1] is None
+    assert SAMPLE_CONSTANT in p["undefined"]["normal_ks"] and SAMPLE_CONSTANT in p["undefined"]["modes"]
+
+
+def test_one_pass_over_all_values_equals_the_separate_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moments, tail_fraction, frac_positive and group_sums from `all_values_pass` are identical (==) to their own
+    functions, on a float16 memmap read two units per block, constant unit included; profile given the pass is the
+    profile that makes its own."""
+    import featuretests.analysis.distributions as d
+    from featuretests.analysis.distribution_ci import group_sums
+    from featuretests.analysis.distribution_passes import all_values_pass
+
+    n = 5_000
+    path = tmp_path / "acts.f16"
+    mm = np.memmap(path, dtype=np.float16, mode="w+", shape=(n, 5))
+    mm[:] = _shapes(n)
+    mm.flush()
+    x = np.memmap(path, dtype=np.float16, mode="r", shape=(n, 5))
+    monkeypatch.setattr(d, "_BLOCK_BYTES", 8 * n * 2)
+    doc = np.repeat(np.arange(50), 100)[::-1]
+    av = all_values_pass(x, k=2.5, groups=doc)
+    m = moments(x)
+    assert np.array_equal(av.moments.mean, m.mean) and np.array_equal(av.moments.var, m.var)
+    assert av.moments.skew.tolist() == m.skew.tolist() and av.moments.kurtosis.tolist() == m.kurtosis.tolist()
+    assert av.tail_fraction.tolist() == tail_fraction(x, k=2.5).tolist()
+    assert av.frac_positive.tolist() == d.frac_positive(x).tolist()
+    assert av.group_sums is not None
+    for got, want in zip(av.group_sums, group_sums(x, doc), strict=True):
+        assert np.array_equal(got, want)
+    kw: dict[str, Any] = {"k": 2.5, "groups": doc, "n_resamples": 50}
+    assert json.dumps(profile(x, values=av, **kw)) == json.dumps(profile(x, **kw))
+    with pytest.raises(Exception, match=r"k = 2\.5"):
+        profile(x, values=av, k=3.0)
+
+
+def test_moments_constant_test_is_exact() -> None:
+    """Constant columns (also values whose mean rounds) have var 0 and undefined skew; a column that differs in one
+    value in 1e12 parts is not constant."""
+    n = 100_001
+    x = np.stack([np.full(n, 0.1), np.full(n, 1e6 / 3), np.full(n, 5.0), np.zeros(n)], axis=1)
+    x[7, 2] = np.nextafter(5.0, 6.0)
+    m = moments(x)
+    assert m.constant.tolist() == [True, True, False, True] and m.var[[0, 1, 3]].tolist() == [0.0, 0.0, 0.0]
+    assert m.mean[0] == 0.1 and m.mean[1] == 1e6 / 3
+
+
+def _naive_resamples(x: np.ndarray, labels: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """[R, 4 U + 5]: per resample, draw the documents as `featuretests.stats.bootstrap` does (``integers(0, D, D)``
+    per resample, documents numbered in sorted label order), concatenate their tokens and recompute everything from
+    the tokens: skew, kurtosis, BC, frac>0 per unit, then the medians over units and the share with BC > 5/9."""
+    docs = np.unique(labels)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_resamples):
+        chosen = rng.integers(0, len(docs), len(docs))
+        xs = np.concatenate([x[labels == docs[c]] for c in chosen])
+        m = moments(xs)
+        per_unit = [m.skew.filled(0.0), m.kurtosis.filled(0.0), bimodality_coefficient(xs, m=m).filled(0.0)]
+        per_unit.append((xs > 0).mean(axis=0))
+        summ = [float(np.median(v)) for v in per_unit] + [float((per_unit[2] > BIMODAL_CUT).mean())]
+        out.append(np.concatenate([*per_unit, summ]))
+    return np.array(out)
+
+
+def test_document_bootstrap_from_sums_equals_naive_resampling() -> None:
+    """Same seed -> the same resampled documents (the weights are exactly the counts of the naive draws, however
+    the resamples are batched); the intervals from weighted per-document sums equal the percentiles of recomputing
+    every statistic from the resampled tokens, to 1e-9 relative (the sums and the token pass round differently)."""
+    from featuretests.analysis.distribution_ci import resample_weights
+
+    rng = np.random.default_rng(12)
+    sizes = rng.integers(5, 60, 15)
+    labels = np.repeat(np.array([f"doc{i:02d}" for i in rng.permutation(15)]), sizes)
+    n = len(labels)
+    x = np.stack([rng.normal(size=n), rng.exponential(size=n), rng.standard_t(4, n) + (labels > "doc07")], axis=1)
+    weights = np.concatenate(list(resample_weights(15, 40, seed=5, batch=7)))
+    draws = np.random.default_rng(5)
+    assert np.array_equal(weights, [np.bincount(draws.integers(0, 15, 15), minlength=15) for _ in range(40)])
+    assert np.array_equal(weights, next(resample_weights(15, 40, seed=5, batch=40)))
+
+    naive = _naive_resamples(x, labels, 40, seed=5)
+    low, high = np.quantile(naive, [0.025, 0.975], axis=0)
+    ci = distribution_ci(x, labels, n_resamples=40, seed=5)
+    got_low = np.concatenate([ci.low[k].filled(np.nan) for k in ("skew", "kurtosis", "bimodality", "frac_positive")])
+    got_high = np.concatenate([ci.high[k].filled(np.nan) for k in ("skew", "kurtosis", "bimodality", "frac_positive")])
+    summaries = ("median_skew", "median_kurtosis", "median_bimodality", "median_frac_positive", "frac_bimodal")
+    got_low = np.concatenate([got_low, [ci.low[k].value for k in summaries]])
+    got_high = np.concatenate([got_high, [ci.high[k].value for k in summaries]])
+    assert np.allclose(got_low, low, rtol=1e-9, atol=1e-12) and np.allclose(got_high, high, rtol=1e-9, atol=1e-12)
+
+    y = np.abs(x) ** 1.5  # a second "model" on the same tokens: the paired difference of summaries
+    diff = _naive_resamples(y, labels, 40, seed=5)[:, -5:] - naive[:, -5:]
+    d = summary_difference_ci(x, y, labels, n_resamples=40, seed=5)
+    d_low, d_high = np.quantile(diff, [0.025, 0.975], axis=0)
+    for i, k in enumerate(summaries):
+        assert d[k]["low"] == pytest.approx(d_low[i], rel=1e-9, abs=1e-12), k
+        assert d[k]["high"] == pytest.approx(d_high[i], rel=1e-9, abs=1e-12), k
+
+
+def test_pooled_counts_give_the_direct_histogram_and_range() -> None:
+    from featuretests.analysis.distribution_passes import pooled
+
+    rng = np.random.default_rng(9)
+    x = (rng.standard_t(3, (20_000, 6)) * 2).astype(np.float16)
+    x[:5, 0] = [-2.0, 2.0, 0.0, -0.0, 0.5]  # values on bin edges and both zeros
+    c = pooled(x)
+    assert c is not None and c.counts.sum() == x.size
+    assert c.lo == float(np.min(x)) and c.hi == float(np.max(x))
+    for lo, hi, bins in ((c.lo, c.hi, 80), (-2.0, 2.0, 40), (0.5, 0.5, 10)):
+        e1, d1 = c.histogram(lo=lo, hi=hi, n_bins=bins)
+        e2, d2 = histogram(x, lo=lo, hi=hi, n_bins=bins)
+        assert np.array_equal(e1, e2) and np.array_equal(d1, d2)
+    assert pooled(x.astype(np.float32)) is None
+    x[3, 3] = np.nan
+    with pytest.raises(Exception, match="NaN"):
+        pooled(x)

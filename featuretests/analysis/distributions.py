@@ -10,7 +10,9 @@ fraction, normal fit or bimodality coefficient.
 
 Normality: the KS distance here and the Anderson-Darling A*^2 (`featuretests.analysis.normality`, exact from the
 stored activations or from the harvest's histograms). Uncertainty: document-bootstrap intervals of the per-unit
-statistics and their summaries (`featuretests.analysis.distribution_ci`).
+statistics and their summaries (`featuretests.analysis.distribution_ci`). In `profile`, above 200,000 tokens
+(`distribution_passes.EXACT_CAP`) the order statistics (KS, A*^2, Q-Q, modes) use a seeded row sample and the rest
+one pass over all values (`featuretests.analysis.distribution_passes`, which says why and what that changes).
 
 Reference values for a normal distribution: skew 0, excess kurtosis 0, tail fraction beyond 3 sd 0.27%
 (`normal_tail_fraction`), bimodality coefficient 1/3; a uniform gives 5/9, the conventional bimodality cut.
@@ -20,14 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
+from featuretests.analysis.distribution_passes import shape_distance
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
+
+if TYPE_CHECKING:
+    from featuretests.analysis.distribution_passes import AllValues
 
 __all__ = [
     "BIMODAL_CUT",
@@ -69,7 +75,7 @@ def _blocks(a: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
     step = max(1, _BLOCK_BYTES // (8 * a.shape[0]))
     for start in range(0, a.shape[1], step):
         sl = slice(start, min(start + step, a.shape[1]))
-        block = np.asarray(a[:, sl], dtype=np.float64)
+        block = np.array(a[:, sl]).astype(np.float64, copy=False)  # contiguous first: casting strided is ~3x slower
         if not np.isfinite(block).all():
             raise InvalidArgument(f"acts of units {sl.start}..{sl.stop - 1} contain NaN or inf")
         yield sl, block
@@ -98,22 +104,35 @@ def moments(acts: ArrayLike) -> Moments:
     Skew and kurtosis are undefined for a constant unit (m_2 = 0).
     """
     a = _as_2d(acts)
-    n_units = a.shape[1]
-    mean, var, m3, m4 = (np.zeros(n_units) for _ in range(4))
-    constant = np.zeros(n_units, dtype=bool)
+    parts = np.zeros((5, a.shape[1]))  # mean, m2, m3, m4, constant
     for sl, block in _blocks(a):
-        mean[sl] = block.mean(axis=0)
-        c = block - mean[sl]
-        c2 = c * c
-        var[sl], m3[sl], m4[sl] = c2.mean(axis=0), (c2 * c).mean(axis=0), (c2 * c2).mean(axis=0)
-        # Exact test: a rounded mean leaves a constant column with var ~ 1e-24, not 0.
-        constant[sl] = block.max(axis=0) == block.min(axis=0)
+        parts[:, sl] = _block_moments(block)
+    return _moments_of(a.shape[0], np.asarray(a[0], dtype=np.float64), parts)
+
+
+def _block_moments(block: np.ndarray) -> np.ndarray:
+    """[5, b]: mean, m2, m3, m4 and 1.0 where the column is constant, of a float64 block [n, b] (see `moments`)."""
+    mean = block.mean(axis=0)
+    c = block - mean
+    c2 = c * c
+    var = c2.mean(axis=0)
+    # Exact test (max == min), needed only where var is tiny next to mean^2: a rounded mean leaves a constant
+    # column with var ~ 1e-24 mean^2, not 0, while a column that is not constant has var > 0 (short of underflow).
+    constant = np.zeros(block.shape[1])
+    maybe = np.flatnonzero(~(var > 1e-12 * mean * mean))
+    constant[maybe] = block[:, maybe].max(axis=0) == block[:, maybe].min(axis=0)
+    return np.stack([mean, var, (c2 * c).mean(axis=0), (c2 * c2).mean(axis=0), constant])
+
+
+def _moments_of(n: int, first: np.ndarray, parts: np.ndarray) -> Moments:
+    """`Moments` from the [5, U] columns of `_block_moments` and the first row (a constant unit's value)."""
+    mean, var, m3, m4 = parts[:4]
+    constant = parts[4] > 0
     safe = np.where(constant, 1.0, var)
     undefined = [(constant, CONSTANT)]
     skew = Scores.build("skew", np.where(constant, 0.0, m3 / safe**1.5), undefined)
     kurt = Scores.build("excess_kurtosis", np.where(constant, 0.0, m4 / safe**2 - 3.0), undefined)
-    mean = np.where(constant, np.asarray(a[0], dtype=np.float64), mean)
-    return Moments(a.shape[0], mean, np.where(constant, 0.0, var), skew, kurt)
+    return Moments(n, np.where(constant, first, mean), np.where(constant, 0.0, var), skew, kurt)
 
 
 def normal_tail_fraction(k: float = 3.0) -> float:
@@ -264,31 +283,6 @@ def softmax_log_denominator(pre: ArrayLike) -> np.ndarray:
     return out
 
 
-def shape_distance(acts_a: ArrayLike, acts_b: ArrayLike, *, n_sample: int = 200_000, seed: int = 0) -> float:
-    """Two-sample KS distance between the pooled standardised activations of two sets of units (9.43).
-
-    Each unit is z-scored ((x - mean) / sd; constant units are left out), all units' values are pooled and up to
-    `n_sample` of them drawn (seeded) from each side; the result is sup_x |F_a(x) - F_b(x)| of the two samples, 0 for
-    identical shapes and 1 for disjoint ones. Raises InvalidArgument when a side has no non-constant unit.
-    """
-    from scipy.stats import ks_2samp
-
-    rng = np.random.default_rng(seed)
-    samples = []
-    for acts in (acts_a, acts_b):
-        a = _as_2d(acts)
-        m = moments(a)
-        units = np.flatnonzero(~m.constant)
-        if units.size == 0:
-            raise InvalidArgument("shape_distance needs at least one non-constant unit on each side")
-        rows = rng.integers(0, a.shape[0], size=n_sample)
-        cols = units[rng.integers(0, units.size, size=n_sample)]
-        order = np.argsort(rows, kind="stable")  # sorted rows read a memmap sequentially
-        x = np.asarray(a[rows[order], cols[order]], dtype=np.float64)
-        samples.append((x - m.mean[cols[order]]) / np.sqrt(m.var[cols[order]]))
-    return float(ks_2samp(samples[0], samples[1]).statistic)
-
-
 def _quartiles(s: Scores) -> dict[str, float | None]:
     v = s.filled(np.nan)[s.defined]
     if v.size == 0:
@@ -306,24 +300,6 @@ def frac_positive(acts: ArrayLike) -> Scores:
     return Scores.build("frac_positive", out)
 
 
-def _histogram_check(exact: Any, summary: Any) -> dict[str, Any]:
-    """A*^2 from the harvest's per-unit histograms (`normality.anderson_darling_summary`) next to the exact one."""
-    from featuretests.analysis.normality import anderson_darling_summary
-
-    binned = anderson_darling_summary(summary)
-    both = binned.corrected.defined & exact.corrected.defined
-    diff = np.abs(binned.corrected.filled(0.0) - exact.corrected.filled(0.0))[both]
-    rel = diff / np.maximum(exact.corrected.filled(0.0)[both], 1e-12)
-    return {
-        "a2_star": _quartiles(binned.corrected),
-        "n_compared": int(both.sum()),
-        "n_coarse": int((~binned.corrected.defined & exact.corrected.defined).sum()),
-        "median_abs_diff": float(np.median(diff)) if diff.size else None,
-        "median_rel_diff": float(np.median(rel)) if rel.size else None,
-        "undefined": list(binned.corrected.reasons),
-    }
-
-
 def profile(
     acts: ArrayLike,
     *,
@@ -333,6 +309,8 @@ def profile(
     n_resamples: int = 1000,
     seed: int = 0,
     summary: Any = None,
+    exact_cap: int | None = None,
+    values: AllValues | None = None,
 ) -> dict[str, Any]:
     """Everything above for one set of units, JSON-ready (undefined entries None, reasons under ``undefined``).
 
@@ -342,28 +320,43 @@ def profile(
     and the median tail fraction relative to a normal.
     ``qq`` holds the median standardised Q-Q curve over units and that of the heaviest-tailed unit.
 
+    Above `exact_cap` tokens (default `distribution_passes.EXACT_CAP`) the order statistics (KS, Anderson-Darling,
+    Q-Q, modes: `distribution_passes.ON_SAMPLE`) are computed on a seeded uniform sample of that many rows;
+    ``row_sample`` describes it (None when every token is used) and ``n_values`` gives the tokens behind each
+    statistic. The rest uses all tokens, read once (`distribution_passes.all_values_pass`, or `values` when the
+    caller made it with the same `k` and groups).
+
     With `groups` (the document, or window, of every token) and `n_resamples` > 0, ``ci`` holds document-bootstrap
     intervals of skew, kurtosis, BC and the fraction above zero per unit and of their summaries over units
     (`featuretests.analysis.distribution_ci`). With `summary` (the harvest's `HookSummary` of these units),
-    ``anderson_from_histogram`` gives A*^2 recomputed from the per-unit histograms alone and its distance from the
-    exact value.
+    ``anderson_from_histogram`` gives A*^2 recomputed from the per-unit histograms alone (all tokens) and its
+    distance from the exact value (`normality.histogram_check`).
     """
-    from featuretests.analysis.normality import anderson_darling
+    from featuretests.analysis import distribution_passes as dp
+    from featuretests.analysis.normality import anderson_darling, histogram_check
 
     a = _as_2d(acts)
-    m = moments(a)
-    ad = anderson_darling(a)
+    boot = groups is not None and n_resamples > 0
+    av = values or dp.all_values_pass(a, k=k, groups=groups if boot else None)
+    m = av.moments
+    if m.n != a.shape[0] or av.k != k:
+        raise InvalidArgument(f"values were computed for {m.n} tokens and k = {av.k}; profile has {a.shape[0]}, {k}")
+    rs = dp.sample_rows(m.n, cap=exact_cap, seed=seed)
+    sample = dp.gather_rows(a, rs)
+    ms = m if sample is a else moments(sample)
+    only = ms.constant & ~m.constant  # constant on the sample alone: no sampled statistic
+    ad = dp.ad_on_sample(anderson_darling(sample), only)
     stats = {
         "skew": m.skew,
         "kurtosis": m.kurtosis,
-        "tail_fraction": tail_fraction(a, k=k, m=m),
-        "normal_ks": normal_ks(a, m=m),
+        "tail_fraction": av.tail_fraction,
+        "normal_ks": dp.on_sample(normal_ks(sample, m=ms), only),
         "anderson": ad.corrected,
         "bimodality": bimodality_coefficient(a, m=m),
-        "modes": histogram_modes(a, m=m),
-        "frac_positive": frac_positive(a),
+        "modes": dp.on_sample(histogram_modes(sample, m=ms), only),
+        "frac_positive": av.frac_positive,
     }
-    qq = qq_points(a, m=m)
+    qq = qq_points(sample, m=ms)
     kurt = m.kurtosis.filled(-np.inf)
     heaviest = int(np.argmax(kurt))
     bc = stats["bimodality"]
@@ -371,9 +364,12 @@ def profile(
     n_ad = int(ad.corrected.defined.sum())
     tails = stats["tail_fraction"]
     tail_med = _quartiles(tails)["median"]
+    used = [*stats, "anderson_p", "qq"] + ["ci"] * boot + ["anderson_from_histogram"] * (summary is not None)
     out: dict[str, Any] = {
         "n_tokens": m.n,
         "n_units": a.shape[1],
+        "row_sample": rs.to_json(),
+        "n_values": {name: rs.n_sample if name in dp.ON_SAMPLE else m.n for name in used},
         "normal_tail_fraction": normal_tail_fraction(k),
         "summary": {name: _quartiles(s) for name, s in stats.items()},
         "frac_bimodal": float((bc.filled(0.0) > BIMODAL_CUT).sum() / n_defined) if n_defined else None,
@@ -399,12 +395,13 @@ def profile(
         }
         out["per_unit"]["anderson_a2"] = ad.statistic.tolist()
         out["per_unit"]["anderson_p"] = ad.p_value.tolist()
-    if groups is not None and n_resamples > 0:
+    if boot:
         from featuretests.analysis.distribution_ci import distribution_ci
 
-        out["ci"] = distribution_ci(a, groups, n_resamples=n_resamples, seed=seed).to_json(per_unit=listed)
+        ci = distribution_ci(a, groups, n_resamples=n_resamples, seed=seed, sums=av.group_sums)
+        out["ci"] = ci.to_json(per_unit=listed)
     if summary is not None:
-        out["anderson_from_histogram"] = _histogram_check(ad, summary)
+        out["anderson_from_histogram"] = histogram_check(ad, summary)
     return out
 
 

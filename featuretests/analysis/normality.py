@@ -48,6 +48,7 @@ __all__ = [
     "anderson_darling_binned",
     "anderson_darling_summary",
     "anderson_p_value",
+    "histogram_check",
     "ogive_segments",
     "stephens_correction",
 ]
@@ -168,7 +169,7 @@ def anderson_darling(acts: ArrayLike) -> AndersonDarling:
     step = max(1, _BLOCK_BYTES // (8 * n))
     for start in range(0, n_units, step):
         sl = slice(start, min(start + step, n_units))
-        block = np.sort(np.asarray(a[:, sl], dtype=np.float64), axis=0)
+        block = np.sort(np.array(a[:, sl]).astype(np.float64, copy=False), axis=0)
         if not np.isfinite(block).all():
             raise InvalidArgument(f"acts of units {sl.start}..{sl.stop - 1} contain NaN or inf")
         const = block[0] == block[-1]
@@ -347,6 +348,33 @@ def anderson_darling_summary(summary: Any, *, block: int = 64) -> AndersonDarlin
             )
         )
     return _concat(stats, n)
+
+
+def histogram_check(exact: AndersonDarling, summary: Any) -> dict[str, Any]:
+    """A*^2 from the harvest's per-unit histograms (`anderson_darling_summary`, all n tokens) next to the exact one.
+
+    When the exact statistic is on a row sample of m < n tokens (`distribution_passes`) it is scaled by n / m before
+    the comparison: for a fixed departure from normality A^2 grows linearly in the number of values, so n / m times
+    the sample's A*^2 estimates the all-token value (a unit near normal, A^2 ~ 1, is then only known to ~ n / m).
+    Returns the binned A*^2's quartiles over units, the units compared (defined both ways) and those whose bins are
+    too coarse, the median absolute and relative differences (None when no unit is compared) and the reasons.
+    """
+    from featuretests.analysis.distributions import _quartiles
+
+    binned = anderson_darling_summary(summary)
+    both = binned.corrected.defined & exact.corrected.defined
+    scale = binned.n / exact.n  # 1.0 (exactly) when the exact statistic used every token
+    reference = exact.corrected.filled(0.0) * scale
+    diff = np.abs(binned.corrected.filled(0.0) - reference)[both]
+    rel = diff / np.maximum(reference[both], 1e-12)
+    return {
+        "a2_star": _quartiles(binned.corrected),
+        "n_compared": int(both.sum()),
+        "n_coarse": int((~binned.corrected.defined & exact.corrected.defined).sum()),
+        "median_abs_diff": float(np.median(diff)) if diff.size else None,
+        "median_rel_diff": float(np.median(rel)) if rel.size else None,
+        "undefined": list(binned.corrected.reasons),
+    }
 
 
 def _concat(parts: list[AndersonDarling], n: int) -> AndersonDarling:

@@ -33,7 +33,7 @@ class TrainSpec:
     n_ctx: int = 256
     d_vocab: int = 4096
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 1e-2  # 3M-token trials: 1e-2 beat 3e-3 on every domain (English -0.28 vs -0.37 nats)
     warmup_steps: int = 200
     min_lr_fraction: float = 0.1
     weight_decay: float = 0.05
