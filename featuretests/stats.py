@@ -34,6 +34,7 @@ __all__ = [
     "PermutationResult",
     "benjamini_hochberg",
     "bootstrap",
+    "bootstrap_document_rows",
     "check_label",
     "check_margin",
     "check_units",
@@ -143,6 +144,24 @@ def bootstrap(
         resampled = Scores.stack(results)
     low, high = _percentile_bounds(resampled, confidence)
     return ConfidenceInterval(estimate, low, high, confidence, n_resamples, len(sizes))
+
+
+def bootstrap_document_rows(
+    metric: Metric,
+    sums: ArrayLike,
+    counts: ArrayLike,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ConfidenceInterval:
+    """`bootstrap` of ``metric(sums, counts)`` where row d of `sums` and `counts` already holds document d's totals.
+
+    Each row is its own document, so resampling documents draws these rows: the whole-document bootstrap of a
+    statistic built from per-document sums (a mean, a ratio of sums), without going back to the tokens.
+    """
+    n_docs = np.shape(sums)[0]
+    return bootstrap(metric, sums, counts, np.arange(n_docs), n_resamples=n_resamples, confidence=confidence, seed=seed)
 
 
 def _bootstrap_pointwise(

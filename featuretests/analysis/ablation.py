@@ -33,7 +33,7 @@ from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
 from featuretests.models.hooks import hook_name
 from featuretests.models.neurons import NeuronId, parse_neuron
-from featuretests.stats import bootstrap
+from featuretests.stats import bootstrap_document_rows
 
 __all__ = [
     "METHODS",
@@ -255,15 +255,8 @@ def specificity(
     out.update(difference=diff, ci_low=None, ci_high=None, confidence=confidence)
     if diff is None or n_docs < 2:
         return out
-    # One row per document, so the bootstrap's document resampling draws these rows (each its own document).
-    ci = bootstrap(
-        _mean_difference,
-        sums,
-        counts,
-        np.arange(n_docs),
-        n_resamples=n_resamples,
-        confidence=confidence,
-        seed=seed,
+    ci = bootstrap_document_rows(
+        _mean_difference, sums, counts, n_resamples=n_resamples, confidence=confidence, seed=seed
     )
     out.update(ci_low=ci.low.value, ci_high=ci.high.value)
     return out

@@ -40,7 +40,7 @@ from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
 from featuretests.models.hooks import hook_name
 from featuretests.models.neurons import NeuronId, parse_neuron
-from featuretests.stats import bootstrap
+from featuretests.stats import bootstrap_document_rows
 
 __all__ = [
     "GELU_FNS",
@@ -295,15 +295,8 @@ def mean_change(
     nan = np.full(d.shape[1], np.nan)
     out = {"mean": sums.sum(0) / d.shape[0] if d.shape[0] else nan, "ci_low": nan, "ci_high": nan}
     if n_docs >= 2 and n_resamples > 0:
-        # One row per document, so the bootstrap's document resampling draws these rows (each its own document).
-        ci = bootstrap(
-            _mean_of_sums,
-            sums,
-            counts,
-            np.arange(n_docs),
-            n_resamples=n_resamples,
-            confidence=confidence,
-            seed=seed,
+        ci = bootstrap_document_rows(
+            _mean_of_sums, sums, counts, n_resamples=n_resamples, confidence=confidence, seed=seed
         )
         out |= {"ci_low": ci.low.filled(np.nan), "ci_high": ci.high.filled(np.nan)}
     return out | {"n_tokens": int(d.shape[0]), "n_documents": n_docs}

@@ -35,7 +35,7 @@ import numpy as np
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
 from featuretests.models.hooks import hook_name
-from featuretests.stats import bootstrap
+from featuretests.stats import bootstrap_document_rows
 
 __all__ = ["LogitExamples", "add_arguments", "collect", "harmful", "own_rank", "run", "top_rows", "topk_overlap"]
 
@@ -213,15 +213,8 @@ def harmful(
     mean = np.divide(tot, cnt, out=nan.copy(), where=cnt > 0)
     low, high = nan.copy(), nan.copy()
     if n_docs >= 2:
-        # One row per document, so the bootstrap's document resampling draws these rows (each its own document).
-        ci = bootstrap(
-            _mean_when_active,
-            sums,
-            counts,
-            np.arange(n_docs),
-            n_resamples=n_resamples,
-            confidence=confidence,
-            seed=seed,
+        ci = bootstrap_document_rows(
+            _mean_when_active, sums, counts, n_resamples=n_resamples, confidence=confidence, seed=seed
         )
         low, high = ci.low.filled(np.nan), ci.high.filled(np.nan)
     flagged = np.where(np.isnan(high), False, high < 0)
