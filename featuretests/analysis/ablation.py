@@ -41,9 +41,11 @@ __all__ = [
     "ablate",
     "add_arguments",
     "eval_label",
+    "row_batches",
     "run",
     "specificity",
     "subset_summary",
+    "token_losses",
 ]
 
 METHODS = ("zero", "mean", "resample")
@@ -82,7 +84,7 @@ def _subsets(n: int, max_size: int, leave_one_out: bool) -> list[tuple[int, ...]
     return list(dict.fromkeys(out))
 
 
-def _batches(rows: np.ndarray, batch_size: int) -> Iterator[tuple[int, int, int]]:
+def row_batches(rows: np.ndarray, batch_size: int) -> Iterator[tuple[int, int, int]]:
     """(first window, end window, tokens to run) per batch, skipping batches with no labelled token."""
     for b0 in range(0, rows.shape[0], batch_size):
         b1 = min(b0 + batch_size, rows.shape[0])
@@ -123,12 +125,12 @@ def ablate(
     all but one. Runs 1 + (number of subsets) passes over the windows, `batch_size` windows at a time on `device`
     (None, or the device the model is on).
     """
-    from featuretests.harvest.run import _check_device
+    from featuretests.harvest.run import check_device
 
     ids = [parse_neuron(n) for n in neurons]
     windows, rows = np.asarray(windows, dtype=np.int64), np.asarray(rows, dtype=np.int64)
     _check(model, windows, rows, ids, method)
-    dev = _check_device(model, device)  # the model's device; a different `device` is refused
+    dev = check_device(model, device)  # the model's device; a different `device` is refused
     n_rows = int(rows.max()) + 1 if (rows >= 0).any() else 0
     scored_at = np.zeros_like(rows, dtype=bool)  # [n_windows, n_ctx]: the position has a next token
     scored_at[:, :-1] = (rows[:, :-1] >= 0) & (rows[:, 1:] >= 0)
@@ -144,7 +146,7 @@ def ablate(
             if n.layer == layer:
                 acts[rows[b0:b1, :last][mask], j] = tensor[..., n.index].float().cpu().numpy()[mask]
 
-    for b0, b1, last in _batches(rows, batch_size):
+    for b0, b1, last in row_batches(rows, batch_size):
         hooks = [
             (
                 hook_name("mlp.post", layer),
@@ -152,7 +154,7 @@ def ablate(
             )
             for layer in layers
         ]
-        clean_batch = _loss(model.bridge, windows[b0:b1, :last], dev, hooks)
+        clean_batch = token_losses(model.bridge, windows[b0:b1, :last], dev, hooks)
         m = scored_at[b0:b1, :last]
         clean[rows[b0:b1, :last][m]] = clean_batch[m]
 
@@ -163,7 +165,7 @@ def ablate(
     rng = np.random.default_rng(seed)
     subsets = _subsets(len(ids), max_subset, leave_one_out)
     ablated = {s: np.zeros(n_rows) for s in subsets}
-    for b0, b1, last in _batches(rows, batch_size):
+    for b0, b1, last in row_batches(rows, batch_size):
         if method == "resample":  # one draw per (window, position), shared by every subset and neuron
             draw = pool[rng.integers(0, pool.shape[0], size=(b1 - b0, last))]  # [batch, pos, k]
         for subset in subsets:
@@ -174,7 +176,7 @@ def ablate(
             else:
                 values = draw[..., list(subset)]
             hooks = _ablation_hooks(ids, subset, values, dev)
-            loss = _loss(model.bridge, windows[b0:b1, :last], dev, hooks)
+            loss = token_losses(model.bridge, windows[b0:b1, :last], dev, hooks)
             m = scored_at[b0:b1, :last]
             ablated[subset][rows[b0:b1, :last][m]] = loss[m]
     return AblationRun(ids, method, clean, scored, ablated, acts)
@@ -204,7 +206,7 @@ def _ablation_hooks(ids: list[NeuronId], subset: tuple[int, ...], values: np.nda
     return hooks
 
 
-def _loss(bridge: Any, tokens: np.ndarray, dev: Any, hooks: list[Any]) -> np.ndarray:
+def token_losses(bridge: Any, tokens: np.ndarray, dev: Any, hooks: list[Any]) -> np.ndarray:
     """[batch, pos] float64 next-token cross-entropy at each position (the last column is 0)."""
     import torch
 

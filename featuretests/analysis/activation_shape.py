@@ -107,19 +107,19 @@ def shape_stats(
     """
     import torch
 
-    from featuretests.analysis.ablation import _batches
-    from featuretests.harvest.run import _check_device
+    from featuretests.analysis.ablation import row_batches
+    from featuretests.harvest.run import check_device
 
     windows, rows = np.asarray(windows, dtype=np.int64), np.asarray(rows, dtype=np.int64)
     layers = sorted(set(layers))
     if not layers:
         raise InvalidArgument("shape_stats needs at least one layer")
     _check_inputs(model, windows, rows, layers)
-    dev = _check_device(model, device)
+    dev = check_device(model, device)
     sums = {ly: torch.zeros(len(_SUMS), model.d_mlp, dtype=torch.float64, device=dev) for ly in layers}
     n_tokens = 0
     last_hook = (layers[-1], "post")
-    for b0, b1, last in _batches(rows, batch_size):
+    for b0, b1, last in row_batches(rows, batch_size):
         got: dict[tuple[int, str], Any] = {}
 
         def keep(t: Any, hook: Any, key: tuple[int, str], got: dict[tuple[int, str], Any] = got) -> None:
@@ -241,15 +241,15 @@ def relu_swap(
     """Clean next-token losses and those with each of `neurons` (one at a time), and each layer of `whole_layers`
     (all its neurons at once), switched from GELU to ReLU. 1 + len(neurons) + len(whole_layers) passes per
     `batch_size` windows on the model's device; windows, rows as in `shape_stats`."""
-    from featuretests.analysis.ablation import _batches, _loss
-    from featuretests.harvest.run import _check_device
+    from featuretests.analysis.ablation import row_batches, token_losses
+    from featuretests.harvest.run import check_device
 
     ids = [parse_neuron(n) for n in neurons]
     windows, rows = np.asarray(windows, dtype=np.int64), np.asarray(rows, dtype=np.int64)
     _check_inputs(model, windows, rows, [*whole_layers, *(n.layer for n in ids)])
     for n in ids:
         n.check(n_layers=model.n_layers, n_units=model.d_mlp, model=model.name)
-    dev = _check_device(model, device)
+    dev = check_device(model, device)
     n_rows = int(rows.max()) + 1 if (rows >= 0).any() else 0
     scored_at = np.zeros_like(rows, dtype=bool)  # [n_windows, n_ctx]: the position has a next token
     scored_at[:, :-1] = (rows[:, :-1] >= 0) & (rows[:, 1:] >= 0)
@@ -258,12 +258,12 @@ def relu_swap(
     variants = [(str(n), n.layer, n.index) for n in ids] + [(f"L{ly}", ly, None) for ly in whole_layers]
     clean = np.zeros(n_rows)
     swapped = {key: np.zeros(n_rows) for key, _, _ in variants}
-    for b0, b1, last in _batches(rows, batch_size):
+    for b0, b1, last in row_batches(rows, batch_size):
         tokens, m = windows[b0:b1, :last], scored_at[b0:b1, :last]
         r = rows[b0:b1, :last][m]
-        clean[r] = _loss(model.bridge, tokens, dev, [])[m]
+        clean[r] = token_losses(model.bridge, tokens, dev, [])[m]
         for key, layer, index in variants:
-            swapped[key][r] = _loss(model.bridge, tokens, dev, _swap_hooks(layer, index))[m]
+            swapped[key][r] = token_losses(model.bridge, tokens, dev, _swap_hooks(layer, index))[m]
     return SwapRun(clean, scored, swapped)
 
 

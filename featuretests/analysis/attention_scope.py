@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from featuretests.analysis.position import _entries, _put
-from featuretests.analysis.position_stats import _bootstrap, _codes, _group_sums
+from featuretests.analysis.position import put_entry, score_entries
+from featuretests.analysis.position_stats import bootstrap_bounds, group_codes, group_sums
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
 
@@ -131,7 +131,7 @@ def attention_within(
     """
     import torch
 
-    from featuretests.harvest.run import _check_device
+    from featuretests.harvest.run import check_device
     from featuretests.models.hooks import attention_pattern_hook
 
     windows, queries = np.asarray(windows, dtype=np.int64), np.asarray(queries, dtype=bool)
@@ -143,7 +143,7 @@ def attention_within(
         raise InvalidArgument("queries must be shaped like windows and exclude position 0 (BOS)")
     n_heads = int(model.config.get("n_heads", model.bridge.cfg.n_heads))
     n_ctx = windows.shape[1]
-    dev = _check_device(model, device)
+    dev = check_device(model, device)
     levels = list(segments)
     within: dict[str, list[np.ndarray]] = {lv: [] for lv in levels}
     baseline: dict[str, list[np.ndarray]] = {lv: [] for lv in levels}
@@ -259,21 +259,21 @@ def summarise_heads(
                 rows[-1]["beyond_local"] = False
             out[lv] = rows
             continue
-        codes, n_docs = _codes(d, n_q)
-        per_doc = _group_sums(codes, n_docs, inside - base[:, None])  # [D, H]
+        codes, n_docs = group_codes(d, n_q)
+        per_doc = group_sums(codes, n_docs, inside - base[:, None])  # [D, H]
         counts = np.bincount(codes, minlength=n_docs).astype(np.float64)
 
         def mean_excess(a: np.ndarray, y: np.ndarray) -> Scores:
             return Scores.build("excess", a.sum(axis=0) / max(float(y.sum()), 1.0))
 
-        low, high = _bootstrap(mean_excess, per_doc, counts, np.arange(n_docs), n_resamples, confidence, seed)
-        lows, highs = _entries(low), _entries(high)
+        low, high = bootstrap_bounds(mean_excess, per_doc, counts, np.arange(n_docs), n_resamples, confidence, seed)
+        lows, highs = score_entries(low), score_entries(high)
         mean_in, mean_base, mean_bos = inside.mean(axis=0), float(base.mean()), att.bos.mean(axis=0)
         for h, head in enumerate(att.heads):
             row: dict[str, Any] = {"head": head, "n_queries": n_q, "n_documents": n_docs}
             row |= {"within": float(mean_in[h]), "baseline": mean_base, "excess": float(mean_in[h] - mean_base)}
-            _put(row, "excess_ci_low", lows[h])
-            _put(row, "excess_ci_high", highs[h])
+            put_entry(row, "excess_ci_low", lows[h])
+            put_entry(row, "excess_ci_high", highs[h])
             local = float(att.local_baseline[lv][h])
             row |= {"local_baseline": local, "excess_over_local": float(mean_in[h]) - local, "bos": float(mean_bos[h])}
             lo = row["excess_ci_low"]

@@ -97,7 +97,7 @@ def attribute(
     """
     import torch
 
-    from featuretests.harvest.run import _check_device
+    from featuretests.harvest.run import check_device
 
     nid = parse_neuron(neuron).check(n_layers=model.n_layers, n_units=model.d_mlp, model=model.name)
     ex = np.asarray(examples, dtype=np.int64).reshape(-1, 2)
@@ -129,7 +129,7 @@ def attribute(
     sources = {h: np.zeros((n_ex, n_pos)) for h in heads}
     attention = {h: np.zeros((n_ex, n_pos)) for h in heads}
     per = {ly: np.zeros((n_ex, model.d_mlp)) for ly in range(L)} if per_neuron else {}
-    dev = _check_device(model, device)  # the model's device; a different `device` is refused
+    dev = check_device(model, device)  # the model's device; a different `device` is refused
     for e0 in range(0, n_ex, batch_size):
         e1 = min(e0 + batch_size, n_ex)
         w, p = ex[e0:e1, 0], ex[e0:e1, 1]

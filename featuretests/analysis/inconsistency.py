@@ -157,10 +157,10 @@ def direct_dloss(
     activation replaced by ``means[j]`` (positions >= 1, as mean ablation); 0 where a row is not scored."""
     import torch
 
-    from featuretests.analysis.ablation import _batches
-    from featuretests.harvest.run import _check_device
+    from featuretests.analysis.ablation import row_batches
+    from featuretests.harvest.run import check_device
 
-    dev, bridge = _check_device(model, device), model.bridge
+    dev, bridge = check_device(model, device), model.bridge
     windows, rows = np.asarray(windows, dtype=np.int64), np.asarray(rows, dtype=np.int64)
     sd = bridge.state_dict()
     dirs = torch.stack([sd[f"blocks.{n.layer}.mlp.out.weight"][:, n.index] for n in neurons]).to(dev, torch.float32)
@@ -169,7 +169,7 @@ def direct_dloss(
     scored_at[:, :-1] = (rows[:, :-1] >= 0) & (rows[:, 1:] >= 0)
     out = np.zeros((n_rows, len(neurons)))
     names = [*sorted({hook_name("mlp.post", n.layer) for n in neurons}), "ln_final.hook_in"]
-    for b0, b1, last in _batches(rows, batch_size):
+    for b0, b1, last in row_batches(rows, batch_size):
         got: dict[str, Any] = {}
 
         def rec(t: Any, hook: Any, key: str, got: dict[str, Any] = got) -> None:

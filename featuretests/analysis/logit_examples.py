@@ -79,15 +79,15 @@ def collect(
     """
     import torch
 
-    from featuretests.analysis.ablation import _batches
-    from featuretests.harvest.run import _check_device
+    from featuretests.analysis.ablation import row_batches
+    from featuretests.harvest.run import check_device
 
     windows, rows = np.asarray(windows, dtype=np.int64), np.asarray(rows, dtype=np.int64)
     if windows.shape != rows.shape or windows.ndim != 2:
         raise InvalidArgument(f"windows {windows.shape} and rows {rows.shape} must both be [n_windows, n_ctx]")
     if not 0 <= layer < model.n_layers:
         raise InvalidArgument(f"layer {layer}: {model.name} has layers 0..{model.n_layers - 1}")
-    dev = _check_device(model, device)
+    dev = check_device(model, device)
     w_out_c, w_u = _directions(model, layer)
     w_out_t = torch.from_numpy(w_out_c).to(dev, torch.float32)  # [d_mlp, d_model]
     w_u_t = torch.from_numpy(np.ascontiguousarray(w_u.T)).to(dev, torch.float32)  # [d_vocab, d_model]
@@ -100,7 +100,7 @@ def collect(
     next_token = np.full(n_rows, -1, dtype=np.int64)
     ln_scale = np.zeros(n_rows, dtype=np.float32)
     post_name, scale_name = hook_name("mlp.post", layer), "ln_final.hook_scale"
-    for b0, b1, last in _batches(rows, batch_size):
+    for b0, b1, last in row_batches(rows, batch_size):
         got: dict[str, Any] = {}
 
         def rec(tensor: Any, hook: Any, name: str, got: dict[str, Any] = got) -> None:

@@ -25,9 +25,9 @@ import numpy as np
 
 from featuretests.analysis.position_stats import (
     SHARES,
-    _bootstrap,
     _shares,
     _spearman_ci,
+    bootstrap_bounds,
     position_bins,
     position_shares,
     spearman_with_position,
@@ -40,8 +40,10 @@ __all__ = [
     "add_arguments",
     "passage_tokens",
     "positional_neurons",
+    "put_entry",
     "rank_neurons",
     "run",
+    "score_entries",
 ]
 
 
@@ -105,13 +107,13 @@ def passage_tokens(table: Any, offsets: Mapping[str, int]) -> PassageTokens:
 Entry = tuple[float | None, str | None]
 
 
-def _entries(s: Scores) -> list[Entry]:
+def score_entries(s: Scores) -> list[Entry]:
     """(value, None) or (None, reason) for each entry of 1-D `s`."""
     values, defined = s.filled(0.0).tolist(), s.defined.tolist()
     return [(v, None) if ok else (None, s.reason_at(i)) for i, (v, ok) in enumerate(zip(values, defined, strict=True))]
 
 
-def _put(row: dict[str, Any], key: str, entry: Entry) -> None:
+def put_entry(row: dict[str, Any], key: str, entry: Entry) -> None:
     """row[key] = the value, or None and ``row[key + '_undefined']`` = the reason."""
     row[key] = entry[0]
     if entry[0] is None:
@@ -119,9 +121,9 @@ def _put(row: dict[str, Any], key: str, entry: Entry) -> None:
 
 
 def _put_ci(rows: Sequence[dict[str, Any]], key: str, low: Scores, high: Scores) -> None:
-    for row, lo, hi in zip(rows, _entries(low), _entries(high), strict=True):
-        _put(row, f"{key}_ci_low", lo)
-        _put(row, f"{key}_ci_high", hi)
+    for row, lo, hi in zip(rows, score_entries(low), score_entries(high), strict=True):
+        put_entry(row, f"{key}_ci_low", lo)
+        put_entry(row, f"{key}_ci_high", hi)
 
 
 def rank_neurons(
@@ -137,14 +139,14 @@ def rank_neurons(
     pos, tok = shares["position_eta2"], shares["token_unique"]
     key = np.where(pos.defined, pos.filled(0.0), -np.inf)
     flagged = pos.defined & tok.defined & (pos.filled(0.0) >= min_position) & (tok.filled(1.0) <= max_token)
-    columns = {name: _entries(s) for name, s in shares.items()}
+    columns = {name: score_entries(s) for name, s in shares.items()}
     if spearman is not None:
-        columns["spearman"] = _entries(spearman)
+        columns["spearman"] = score_entries(spearman)
     rows = []
     for i in np.argsort(-key, kind="stable").tolist():
         row: dict[str, Any] = {"rank": len(rows) + 1, "neuron": names[i]}
         for name, entries in columns.items():
-            _put(row, name, entries[i])
+            put_entry(row, name, entries[i])
         row["positional"] = bool(flagged[i])
         rows.append(row)
     return rows
@@ -232,7 +234,7 @@ def positional_neurons(
             return Scores.stack([shares[key] for key in SHARES])
 
         both = np.stack([bins, passage.index], axis=1)
-        low, high = _bootstrap(metric, x, both, passage.instance, n_resamples, confidence, session.seed)
+        low, high = bootstrap_bounds(metric, x, both, passage.instance, n_resamples, confidence, session.seed)
         for m, key in enumerate(SHARES):
             _put_ci(picked, key, low[m], high[m])
         data["curves"] = {r["neuron"]: _curve(x[:, j], bins, centres) for j, r in enumerate(picked[:4])}

@@ -35,7 +35,16 @@ from scipy import sparse
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
 
-__all__ = ["SHARES", "eta_squared", "position_bins", "position_shares", "spearman_with_position"]
+__all__ = [
+    "SHARES",
+    "bootstrap_bounds",
+    "eta_squared",
+    "group_codes",
+    "group_sums",
+    "position_bins",
+    "position_shares",
+    "spearman_with_position",
+]
 
 
 def position_bins(position: ArrayLike, n_bins: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +64,7 @@ def position_bins(position: ArrayLike, n_bins: int = 16) -> tuple[np.ndarray, np
     return bins, np.bincount(bins, weights=p) / np.bincount(bins)
 
 
-def _codes(groups: ArrayLike, n: int) -> tuple[np.ndarray, int]:
+def group_codes(groups: ArrayLike, n: int) -> tuple[np.ndarray, int]:
     g = np.asarray(groups).reshape(-1)
     if g.shape[0] != n:
         raise InvalidArgument(f"groups must give one group per observation ({n}); got {g.shape[0]}")
@@ -64,7 +73,7 @@ def _codes(groups: ArrayLike, n: int) -> tuple[np.ndarray, int]:
     return codes, (int(codes.max()) + 1 if n else 0)
 
 
-def _group_sums(codes: np.ndarray, n_groups: int, x: np.ndarray) -> np.ndarray:
+def group_sums(codes: np.ndarray, n_groups: int, x: np.ndarray) -> np.ndarray:
     """[n_groups, U] sums of the rows of x [n, U] by group code."""
     onehot = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_groups, len(codes)))
     return np.asarray(onehot @ x)
@@ -85,12 +94,12 @@ def eta_squared(values: ArrayLike, groups: ArrayLike) -> Scores:
     """
     x, squeeze = _as_2d(values)
     n, u = x.shape
-    codes, n_groups = _codes(groups, n)
+    codes, n_groups = group_codes(groups, n)
     if n == 0:
         out = Scores.build("eta_squared", np.zeros(u), [(np.ones(u, bool), "no observations")])
         return out[0] if squeeze else out
     centred = x - x.mean(axis=0)
-    between = (_group_sums(codes, n_groups, centred) ** 2 / np.bincount(codes)[:, None]).sum(axis=0)
+    between = (group_sums(codes, n_groups, centred) ** 2 / np.bincount(codes)[:, None]).sum(axis=0)
     total = (centred**2).sum(axis=0)
     eta = np.clip(between / np.where(total > 0, total, 1.0), 0.0, 1.0)
     constant = (np.ptp(x, axis=0) == 0) | (total <= 0)
@@ -114,15 +123,15 @@ def _additive_r2(x: np.ndarray, bins: np.ndarray, index: np.ndarray) -> np.ndarr
     ridge of 1e-12 max(count) is added: D^T x has no component along the null space, so only that part is off.
     """
     n = len(x)
-    cb, nb = _codes(bins, n)
-    ck, nk = _codes(index, n)
+    cb, nb = group_codes(bins, n)
+    ck, nk = group_codes(index, n)
     gram = np.zeros((nb + nk, nb + nk))
     gram[np.arange(nb), np.arange(nb)] = np.bincount(cb, minlength=nb)
     gram[nb + np.arange(nk), nb + np.arange(nk)] = np.bincount(ck, minlength=nk)
     cross = np.bincount(cb * nk + ck, minlength=nb * nk).reshape(nb, nk)
     gram[:nb, nb:], gram[nb:, :nb] = cross, cross.T
     centred = x - x.mean(axis=0)
-    dtx = np.concatenate([_group_sums(cb, nb, centred), _group_sums(ck, nk, centred)])  # [B + K, U]
+    dtx = np.concatenate([group_sums(cb, nb, centred), group_sums(ck, nk, centred)])  # [B + K, U]
     ridge = 1e-12 * max(float(gram.diagonal().max()), 1.0)  # makes the PSD gram solvable; D^T x is in its range
     beta = np.linalg.solve(gram + ridge * np.eye(nb + nk), dtx)
     total = (centred**2).sum(axis=0)
@@ -193,7 +202,7 @@ def spearman_with_position(acts: ArrayLike, position: ArrayLike, *, chunk: int =
     )
 
 
-def _bootstrap(
+def bootstrap_bounds(
     metric: Callable[[np.ndarray, np.ndarray], Scores],
     acts: np.ndarray,
     y: np.ndarray,
@@ -214,10 +223,10 @@ def _spearman_ci(
 ) -> tuple[Scores, Scores]:
     """Document-bootstrap CI of Spearman's rho for acts [n, k], from per-document sums of the pooled ranks."""
     rx, ry = _ranks(np.asarray(acts, dtype=np.float64)), _ranks(np.asarray(position, dtype=np.float64))
-    codes, n_docs = _codes(doc, len(ry))
+    codes, n_docs = group_codes(doc, len(ry))
     k = rx.shape[1]
-    per_doc = _group_sums(codes, n_docs, np.concatenate([rx, rx**2, rx * ry[:, None]], axis=1))  # [D, 3k]
-    per_y = _group_sums(codes, n_docs, np.stack([ry, ry**2, np.ones_like(ry)], axis=1))  # [D, 3]
+    per_doc = group_sums(codes, n_docs, np.concatenate([rx, rx**2, rx * ry[:, None]], axis=1))  # [D, 3k]
+    per_y = group_sums(codes, n_docs, np.stack([ry, ry**2, np.ones_like(ry)], axis=1))  # [D, 3]
 
     def metric(a: np.ndarray, y: np.ndarray) -> Scores:
         s, (sy, syy, n) = a.sum(axis=0), y.sum(axis=0)
@@ -227,4 +236,4 @@ def _spearman_ci(
         flat = den <= 1e-12 * np.maximum(1.0, n) ** 3
         return Scores.build("spearman", np.clip(cov / np.where(flat, 1.0, den), -1, 1), [(flat, "no spread")])
 
-    return _bootstrap(metric, per_doc, per_y, np.arange(n_docs), n_resamples, confidence, seed)
+    return bootstrap_bounds(metric, per_doc, per_y, np.arange(n_docs), n_resamples, confidence, seed)

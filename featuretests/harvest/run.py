@@ -25,7 +25,7 @@ from featuretests.harvest.summaries import TOP_K, Accumulator, HookSummary
 if TYPE_CHECKING:
     from featuretests.models.loader import LoadedModel
 
-__all__ = ["harvest", "store_key"]
+__all__ = ["check_device", "harvest", "store_key"]
 
 
 def store_key(weights_sha256: str, table_key: str, hooks: list[str], top_k: int = TOP_K) -> str:
@@ -77,7 +77,7 @@ def harvest(
         raise InvalidArgument("no valid token to harvest: every window is empty past its BOS")
     if inp.n_tokens >= MAX_ROWS:
         raise InvalidArgument(f"{inp.n_tokens} tokens in one store; at most {MAX_ROWS - 1}: split the corpus")
-    dev = _check_device(model, device)
+    dev = check_device(model, device)
     skey = store_key(model.weights_sha256, key, hook_names, top_k)
     path = Path(cache_dir) / f"acts-{skey[:24]}"
     with file_lock(path.with_name(path.name + ".lock")):
@@ -97,7 +97,7 @@ def harvest(
         return store
 
 
-def _check_device(model: LoadedModel, device: str | None) -> Any:
+def check_device(model: LoadedModel, device: str | None) -> Any:
     """The model's device, which `device` (if given) must name: harvest moves tokens, never the model."""
     import torch
 
