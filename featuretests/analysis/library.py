@@ -34,9 +34,11 @@ import numpy as np
 __all__ = ["CONTEXT_COLUMNS", "Library", "build_library", "compound_labels"]
 
 CONTEXT_COLUMNS = ("lang", "domain")  # string columns whose levels are contexts; boolean ``in_*`` columns also are
-# Core columns that say where a token is, not what it is; `_source` columns say where a label came from.
+# Core columns that say where a token is, not what it is; `_source` columns say where a label came from;
+# ``topic_word`` is (nearly) the token's own text, which ``text`` already covers.
 SKIP = frozenset(
     {"token_id", "doc", "doc_id", "char_start", "char_end", "anchor", "window", "pos_in_ctx", "prev_2", "prev_3"}
+    | {"topic_word"}
 )
 
 

@@ -1,9 +1,10 @@
 """Labellers: one module per family, each declaring its columns and their exact definitions in its docstring.
 
 Families: ``generic`` (base64, URLs, numbers, words split over tokens, previous tokens, repeats), ``regex`` (named
-patterns), ``code`` (Python structure from `tokenize`), ``latex`` (math, environments, commands), ``spacy``
-(POS, tags, dependencies, entities, lemmas, morphology, merged with gold), ``gold`` (gold spans only). Alignment of
-character spans to model tokens is in `featuretests.labels.align`. Importing this package loads no spaCy.
+patterns), ``topics`` (English topic lexicons), ``code`` (Python structure from `tokenize`), ``latex`` (math,
+environments, commands), ``spacy`` (POS, tags, dependencies, entities, lemmas, morphology, merged with gold),
+``gold`` (gold spans only). Alignment of character spans to model tokens is in `featuretests.labels.align`.
+Importing this package loads no spaCy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from featuretests.labels.gold import GoldLabeller
 from featuretests.labels.latex import LatexLabeller
 from featuretests.labels.regex import RegexLabeller
 from featuretests.labels.spacy_labels import SpacyLabeller
+from featuretests.labels.topics import TopicLabeller
 
 __all__ = [
     "FAMILIES",
@@ -29,6 +31,7 @@ __all__ = [
     "Problem",
     "RegexLabeller",
     "SpacyLabeller",
+    "TopicLabeller",
     "default_labellers",
 ]
 
@@ -39,6 +42,7 @@ FAMILIES: dict[str, str] = {
     "spacy": "SpacyLabeller(): pos, tag, dep, lemma, morph, ent_type, ent_iob, sense, is_stop, sent_start, ...",
     "gold": "GoldLabeller(keys=...): gold-only columns",
     "regex": "RegexLabeller(column, pattern, mode=...): your own boolean columns",
+    "topics": "TopicLabeller(topics=..., window=32): topic, topic_word, topic_context (English lexicons)",
 }
 
 
@@ -48,5 +52,6 @@ def default_labellers(*, spacy_parser: bool = True, spacy_ner: bool = True) -> l
         GenericLabeller(),
         CodeLabeller(),
         LatexLabeller(),
+        TopicLabeller(),
         SpacyLabeller(parser=spacy_parser, ner=spacy_ner),
     ]
