@@ -13,7 +13,7 @@ python = ft.corpus("python-stdlib")
 
 @ft.hypothesis(
     python,
-    neuron="L0N50",
+    neuron="L0N82",
     precision=0.7,
     recall=0.5,
     auroc=0.95,
@@ -21,20 +21,20 @@ python = ft.corpus("python-stdlib")
     " (needs precision 0.7, recall 0.5, auroc 0.95)",
 )
 def self_token(t):
-    """L0N50 fires on the token ' self' (a single-token detector, the simplest kind of neuron)."""
+    """L0N82 fires on the token ' self' (a single-token detector, the simplest kind of neuron)."""
     return t.text == " self"
 
 
 @ft.hypothesis(
     python,
-    neuron="L0N424",
+    neuron="L0N114",
     precision=0.7,
     recall=0.5,
     xfail="toy-gelu-1l quick: L0N424 precision 0.51 [0.47, 0.56], recall 0.62 [0.49, 0.74], AUROC 0.98"
     " (needs precision 0.7, recall 0.5)",
 )
 def open_paren(t):
-    """L0N424 fires on an opening parenthesis token '('."""
+    """L0N114 fires on an opening parenthesis token '('."""
     return t.text == "("
 
 

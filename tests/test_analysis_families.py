@@ -74,6 +74,16 @@ def test_keep_values_takes_the_most_frequent_values_with_enough_support() -> Non
     assert single_doc == []
 
 
+def test_keep_values_counts_only_rows_where_the_mask_holds() -> None:
+    value = np.array([1, 1, 1, 2, 2, 2, 3, 3, 3])
+    doc = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    where = value != 2
+    values, index = keep_values(value, doc, max_values=5, min_count=3, min_docs=3, where=where)
+    assert values == [1, 3] and index.tolist() == [0, 0, 0, -1, -1, -1, 1, 1, 1]
+    values, _ = keep_values(value, doc, max_values=5, min_count=1, min_docs=3, where=doc != 0)
+    assert values == []  # every value is left in 2 documents
+
+
 def test_tuning_needs_two_values() -> None:
     with pytest.raises(InvalidArgument, match="at least 2 values"):
         tuning(np.zeros((4, 2)), np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64), [0])

@@ -14,6 +14,10 @@ curve detectors in vision models tile orientations. Over the tokens whose value 
   recomputed from per-document sums) in which ``p(u)`` is unchanged. A resample in which a value has no token
   counts as a change.
 
+With ``--where`` (a boolean column or expression), only the tokens where it holds count: e.g. ``--label topic_word
+--where "t.topic == 'sea'"`` tunes every neuron over the words of one topic (an abstract neuron responds to many of
+them, a token detector to one).
+
 A neuron is a *member* of the family when ``s >= min_selectivity`` and ``stability >= min_stability``; ``coverage`` is
 the share of kept values preferred by at least one member.
 
@@ -71,18 +75,30 @@ def label_values(table: Any, expression: str) -> np.ndarray:
 
 
 def keep_values(
-    values: np.ndarray, doc: np.ndarray, *, max_values: int, min_count: int, min_docs: int
+    values: np.ndarray,
+    doc: np.ndarray,
+    *,
+    max_values: int,
+    min_count: int,
+    min_docs: int,
+    where: np.ndarray | None = None,
 ) -> tuple[list[Any], np.ndarray]:
-    """(kept values, sorted; per row the index of its value in them, -1 for rows left out)."""
-    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    """(kept values, sorted; per row the index of its value in them, -1 for rows left out, and for rows where
+    `where` is False)."""
+    rows = np.arange(len(values)) if where is None else np.flatnonzero(where)
+    uniq, inverse, counts = np.unique(values[rows], return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
-    n_docs = np.array([np.unique(doc[inverse == i]).size for i in range(len(uniq))])
+    _, doc_codes = np.unique(doc[rows], return_inverse=True)
+    pairs = np.unique(inverse.astype(np.int64) * (int(doc_codes.max(initial=0)) + 1) + doc_codes.reshape(-1))
+    n_docs = np.bincount(pairs // (int(doc_codes.max(initial=0)) + 1), minlength=len(uniq))  # documents per value
     ok = np.flatnonzero((counts >= min_count) & (n_docs >= min_docs))
     ok = ok[np.argsort(-counts[ok], kind="stable")][:max_values]
     ok.sort()  # np.unique's order: numeric values ascending
     index = np.full(len(uniq), -1, dtype=np.int64)
     index[ok] = np.arange(len(ok))
-    return [uniq[i].item() for i in ok], index[inverse]
+    out = np.full(len(values), -1, dtype=np.int64)
+    out[rows] = index[inverse]
+    return [uniq[i].item() for i in ok], out
 
 
 def tuning(acts: np.ndarray, value_index: np.ndarray, doc: np.ndarray, values: list[Any], **boot: Any) -> Tuning:
@@ -171,6 +187,7 @@ NEURON_COLUMNS = ["neuron", "preferred", "selectivity", "stability", "mean_prefe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", required=True, help="column or expression of t with a few values, e.g. indent_level")
+    parser.add_argument("--where", default=None, help="boolean column or expression: only these tokens count")
     parser.add_argument("--max-values", type=int, default=12, help="most frequent values kept")
     parser.add_argument("--min-count", type=int, default=50, help="tokens a value needs to be kept")
     parser.add_argument("--min-docs", type=int, default=5, help="documents a value needs to be kept")
@@ -243,9 +260,15 @@ def run(args: argparse.Namespace) -> int:
     s = session(args)
     table = s.table(args.corpus)
     values = label_values(table, args.label)
+    if args.where:
+        from featuretests.analysis.ablation import eval_label
+
+        where = eval_label(table, args.where)
+    else:
+        where = None
     doc = np.asarray(table.doc)
     kept_values, index = keep_values(
-        values, doc, max_values=args.max_values, min_count=args.min_count, min_docs=args.min_docs
+        values, doc, max_values=args.max_values, min_count=args.min_count, min_docs=args.min_docs, where=where
     )
     if len(kept_values) < 2:
         raise InvalidArgument(
@@ -255,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
         )
     ordered = np.issubdtype(values.dtype, np.number)
     kept = (kept_values, index, doc, ordered)
-    data: dict[str, Any] = {"model": s.model.name, "corpus": args.corpus, "label": args.label, "ordered": ordered}
+    data: dict[str, Any] = {"model": s.model.name, "corpus": args.corpus, "label": args.label, "where": args.where}
+    data["ordered"] = ordered
     data |= {"n_tokens": int((index >= 0).sum()), "n_left_out": int((index < 0).sum()), "layers": []}
     out, md, panels = [], ["# Neuron families (9.29)"], []
     for layer in layers(args, s.model.n_layers):
