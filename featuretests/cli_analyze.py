@@ -47,6 +47,7 @@ ANALYSES: dict[str, str] = {
     "position": "featuretests.analysis.position:run",
     "activation-shape": "featuretests.analysis.activation_shape:run",
     "inconsistency": "featuretests.analysis.inconsistency:run",
+    "knowledge": "featuretests.analysis.knowledge:run",
     "families": "featuretests.analysis.families:run",
 }
 
