@@ -14,9 +14,10 @@ curve detectors in vision models tile orientations. Over the tokens whose value 
   recomputed from per-document sums) in which ``p(u)`` is unchanged. A resample in which a value has no token
   counts as a change.
 
-With ``--where`` (a boolean column or expression), only the tokens where it holds count: e.g. ``--label topic_word
---where "t.topic == 'sea'"`` tunes every neuron over the words of one topic (an abstract neuron responds to many of
-them, a token detector to one).
+Tokens whose value is the empty string (a string column's "no value") never count. With ``--where`` (a boolean
+column or expression), only the tokens where it holds count: e.g. ``--label topic_word --where "t.topic == 'sea'"``
+tunes every neuron over the words of one topic (an abstract neuron responds to many of them, a token detector to
+one).
 
 A neuron is a *member* of the family when ``s >= min_selectivity`` and ``stability >= min_stability``; ``coverage`` is
 the share of kept values preferred by at least one member.
@@ -260,12 +261,12 @@ def run(args: argparse.Namespace) -> int:
     s = session(args)
     table = s.table(args.corpus)
     values = label_values(table, args.label)
+    where = values != "" if values.dtype.kind == "U" else None  # the empty string means "no value" (unlabelled)
     if args.where:
         from featuretests.analysis.ablation import eval_label
 
-        where = eval_label(table, args.where)
-    else:
-        where = None
+        chosen = eval_label(table, args.where)
+        where = chosen if where is None else where & chosen
     doc = np.asarray(table.doc)
     kept_values, index = keep_values(
         values, doc, max_values=args.max_values, min_count=args.min_count, min_docs=args.min_docs, where=where
