@@ -10,7 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from featuretests.analysis.probes import fit_logistic, probe, probe_sites, select_units, split_documents
+from featuretests.analysis.probes import (
+    ProbeResult,
+    expected_layer,
+    fit_logistic,
+    probe,
+    probe_sites,
+    select_units,
+    split_documents,
+)
 from featuretests.errors import InvalidArgument
 
 from .test_analysis_ablation import cli_args
@@ -106,3 +114,20 @@ def test_analyze_probes_writes_strict_json(
     assert [r["site"] for r in data["results"]] == ["resid.post L0", "mlp.out L0", "mlp.post L0 k=2"]
     assert all(0 <= r["baseline_accuracy"] <= 1 for r in data["results"])
     assert "resid.post L0" in capsys.readouterr().out
+    assert data["expected_layer"] is None and "resid.pre L0" in data["expected_layer_reason"]
+
+
+def _result(site: str, auroc: float | None) -> ProbeResult:
+    kind, layer = site.split(" L")
+    return ProbeResult(site, kind, int(layer), 10, 10, 5, 5, 0.5, 0.5, auroc, auroc)
+
+
+def test_expected_layer_is_the_centre_of_gravity_of_the_gains() -> None:
+    gain_at_2 = [("resid.pre L0", 0.6), ("resid.post L0", 0.6), ("resid.post L1", 0.6), ("resid.post L2", 0.9)]
+    assert expected_layer([_result(*r) for r in gain_at_2]) == (pytest.approx(2.0), "")
+    split = [("resid.pre L0", 0.5), ("resid.post L0", 0.7), ("resid.post L1", 0.7), ("resid.post L2", 0.9)]
+    assert expected_layer([_result(*r) for r in split])[0] == pytest.approx(1.0)  # half the gain at 0, half at 2
+    flat = [("resid.pre L0", 0.8), ("resid.post L0", 0.8), ("resid.post L1", 0.805)]
+    assert expected_layer([_result(*r) for r in flat])[0] is None
+    no_auc = [("resid.pre L0", None), ("resid.post L0", 0.8)]
+    assert "no AUROC" in expected_layer([_result(*r) for r in no_auc])[1]

@@ -32,6 +32,7 @@ __all__ = [
     "LogisticProbe",
     "ProbeResult",
     "add_arguments",
+    "expected_layer",
     "fit_logistic",
     "probe",
     "probe_sites",
@@ -290,6 +291,27 @@ def probe_sites(
     return out
 
 
+def expected_layer(results: Sequence[ProbeResult]) -> tuple[float | None, str]:
+    """Tenney et al.'s (2019) "center of gravity" of a label over the layers: (value, reason when undefined).
+
+    With ``s_l`` the held-out AUROC of the ``resid.post`` probe of layer l (l = 0..L-1) and ``s_-1`` that of
+    ``resid.pre`` of layer 0 (the embeddings), ``Δ_l = s_l - s_(l-1)`` and ``E = Σ_l l Δ_l / Σ_l Δ_l``: the layer
+    at which, on average, the label becomes linearly recoverable. Undefined (None) without those probes or an AUROC,
+    or when ``Σ_l Δ_l <= 0.01`` (the layers add nothing over the embeddings).
+    """
+    by_site = {r.site: r.auroc for r in results}
+    post = sorted(r.layer for r in results if r.kind == "resid.post" and r.units is None)
+    scores = [by_site.get("resid.pre L0")] + [by_site.get(f"resid.post L{layer}") for layer in post]
+    if "resid.pre L0" not in by_site or not post or post != list(range(len(post))):
+        return None, "needs the resid.pre L0 and resid.post probes of every layer from 0"
+    if any(v is None for v in scores):
+        return None, "a probe has no AUROC (one class in its test split)"
+    gains = np.diff(np.asarray(scores, dtype=np.float64))
+    if gains.sum() <= 0.01:
+        return None, "the layers add less than 0.01 AUROC over the embeddings"
+    return float((np.arange(len(gains)) * gains).sum() / gains.sum()), ""
+
+
 # -- CLI ----------------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", required=True, help="label column or expression of t, e.g. \"t.text == ' self'\"")
@@ -323,11 +345,14 @@ def run(args: argparse.Namespace) -> int:
         l2=args.l2,
         device=str(s.model.device),
     )
-    head = f"{s.model.name} on {args.corpus}: probing {args.label!r} ({int(y.sum())} of {len(y)} tokens true)"
+    centre, why = expected_layer(results)
+    head = f"{s.model.name} on {args.corpus}: probing {args.label!r} ({int(y.sum())} of {len(y)} tokens true); "
+    head += f"expected layer {centre:.2f}" if centre is not None else f"expected layer n/a ({why})"
     rows = [r.row() | {"units": ",".join(map(str, r.units or []))} for r in results]
     columns = ["site", "auroc", "accuracy", "baseline_accuracy", "train_auroc", "n_test", "positives_test", "units"]
     print(head + "\n" + text_table(rows, columns))
     data = {"model": s.model.name, "corpus": args.corpus, "label": args.label, "n_tokens": len(y)}
     data |= {"n_positive": int(y.sum()), "results": [r.row() for r in results]}
+    data |= {"expected_layer": centre, "expected_layer_reason": why or None}
     report(args, "probes", data, f"# Probes\n\n{head}\n\n{markdown_table(rows, columns)}\n", {})
     return 0
