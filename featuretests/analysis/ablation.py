@@ -40,6 +40,7 @@ __all__ = [
     "AblationRun",
     "ablate",
     "add_arguments",
+    "eval_expression",
     "eval_label",
     "row_batches",
     "run",
@@ -299,14 +300,19 @@ def subset_summary(result: AblationRun, mask: np.ndarray | None = None) -> dict[
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------------
-def eval_label(table: Any, expression: str) -> np.ndarray:
-    """A boolean label per table row from a column name or an expression of ``t``, e.g. ``"t.text == ' self'"``."""
+def eval_expression(table: Any, expression: str) -> Any:
+    """The value of a column name or an expression of ``t`` over `table` (unchecked: a column, array or scalar)."""
     text = expression if "t." in expression or "(" in expression else f"t.{expression}"
     try:
         code = compile(text, "<label>", "eval")
     except SyntaxError as exc:
         raise InvalidArgument(f"label {expression!r} is not a valid Python expression: {exc.msg}") from None
-    values = np.asarray(eval(code, {"__builtins__": {}}, {"t": table}))
+    return eval(code, {"__builtins__": {}}, {"t": table})
+
+
+def eval_label(table: Any, expression: str) -> np.ndarray:
+    """A boolean label per table row from a column name or an expression of ``t``, e.g. ``"t.text == ' self'"``."""
+    values = np.asarray(eval_expression(table, expression))
     if values.shape != (len(table),):
         raise InvalidArgument(f"label {expression!r} gave shape {values.shape}; expected ({len(table)},)")
     if values.dtype != np.bool_:

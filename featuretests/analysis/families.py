@@ -58,12 +58,9 @@ class Tuning:
 
 def label_values(table: Any, expression: str) -> np.ndarray:
     """One value per table row from a column name or an expression of ``t`` (numbers or strings, not booleans)."""
-    text = expression if "t." in expression or "(" in expression else f"t.{expression}"
-    try:
-        code = compile(text, "<label>", "eval")
-    except SyntaxError as exc:
-        raise InvalidArgument(f"label {expression!r} is not a valid Python expression: {exc.msg}") from None
-    raw = eval(code, {"__builtins__": {}}, {"t": table})
+    from featuretests.analysis.ablation import eval_expression
+
+    raw = eval_expression(table, expression)
     values = raw.values() if hasattr(raw, "categories") else np.asarray(raw)
     if values.shape != (len(table),):
         raise InvalidArgument(f"label {expression!r} gave shape {values.shape}; expected ({len(table)},)")
