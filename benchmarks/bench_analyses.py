@@ -43,6 +43,10 @@ ARGS: dict[str, list[str]] = {
     "probes": ["--label", LABEL],
     "decomposition": [],
     "position": [],
+    "activation-shape": [],
+    "inconsistency": [],
+    "families": ["--label", "indent_level"],
+    "knowledge": ["--label", "t.text == ' import'"],
 }
 
 
