@@ -30,6 +30,7 @@ __all__ = [
     "jsonable",
     "markdown_table",
     "register",
+    "require_positive",
     "session",
     "write_outputs",
 ]
@@ -65,6 +66,15 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="token tables and activations (.cache/featuretests)")
     p.add_argument("--data-root", default=None, help="the shared corpora folder")
     p.add_argument("--seed", type=int, default=0, help="seed of splits, bootstraps and rotations")
+
+
+def require_positive(args: argparse.Namespace, *names: str) -> None:
+    """InvalidArgument naming the option when one of the integer options `names` (dest names) is below 1."""
+    from featuretests.errors import InvalidArgument
+
+    for name in names:
+        if getattr(args, name) < 1:
+            raise InvalidArgument(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
 
 def session(args: argparse.Namespace, model: str | None = None) -> Any:

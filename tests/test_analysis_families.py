@@ -160,3 +160,12 @@ def test_cli_says_when_the_label_has_too_few_values(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "'t.pos_in_ctx * 0'" in err and "1 value(s)" in err and "synthetic-brackets" in err
+
+
+def test_cli_refuses_a_count_below_one_naming_the_option(capsys: pytest.CaptureFixture) -> None:
+    from featuretests.cli import main
+
+    assert main(["analyze", "families", "--label", "indent_level", "--min-docs", "0"]) == 2
+    assert "--min-docs must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["analyze", "knowledge", "--label", "t.text == 'x'", "--steps", "0"]) == 2
+    assert "--steps must be >= 1, got 0" in capsys.readouterr().err

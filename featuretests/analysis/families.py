@@ -197,9 +197,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("max_values", "min_count", "min_docs", "bootstrap", "permutations", "top"):
-        if getattr(args, name) < 1:
-            raise InvalidArgument(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    from featuretests.cli_analyze import require_positive
+
+    require_positive(args, "max_values", "min_count", "min_docs", "bootstrap", "permutations", "top")
     if not 0 <= args.min_stability <= 1:
         raise InvalidArgument(f"--min-stability must be in [0, 1], got {args.min_stability}")
 

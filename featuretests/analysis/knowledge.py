@@ -159,9 +159,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("facts", "prompts", "min_prompts", "steps", "controls", "top_k"):
-        if getattr(args, name) < 1:
-            raise InvalidArgument(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    from featuretests.cli_analyze import require_positive
+
+    require_positive(args, "facts", "prompts", "min_prompts", "steps", "controls", "top_k")
     for name in ("threshold", "share"):
         if not 0 < getattr(args, name) <= 1:
             raise InvalidArgument(f"--{name} must be in (0, 1], got {getattr(args, name)}")
