@@ -51,6 +51,7 @@ class Tuning:
     counts: np.ndarray  # [V] tokens per value
     curves: np.ndarray  # [V, U] mean activation per value
     preferred: np.ndarray  # [U] index into values
+    second: np.ndarray  # [U] the second-highest mean (the runner-up value's)
     selectivity: np.ndarray  # [U] float; NaN only internally, for constant neurons (see `defined`)
     stability: np.ndarray  # [U] share of resamples with the same preferred value
     defined: np.ndarray  # [U] bool: not constant
@@ -121,7 +122,7 @@ def tuning(acts: np.ndarray, value_index: np.ndarray, doc: np.ndarray, values: l
     ordered = np.sort(curves, axis=0)
     selectivity = np.where(defined, (ordered[-1] - ordered[-2]) / np.where(defined, sd, 1.0), np.nan)
     stability = _stability(sums, counts, preferred, boot.get("n_resamples", 200), boot.get("seed", 0))
-    return Tuning(list(values), total, curves, preferred, selectivity, stability, defined)
+    return Tuning(list(values), total, curves, preferred, ordered[-2], selectivity, stability, defined)
 
 
 def _stability(sums: np.ndarray, counts: np.ndarray, preferred: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
@@ -221,15 +222,14 @@ def layer_family(args: argparse.Namespace, model: Any, acts: np.ndarray, layer: 
             row |= {"best": f"L{layer}N{mine[0]}", "selectivity": t.selectivity[mine[0]]}
             row |= {"stability": t.stability[mine[0]], "runner_up": f"L{layer}N{mine[1]}" if len(mine) > 1 else None}
         per_value.append(row)
-    ordered_curves = np.sort(t.curves, axis=0)
     neurons = [
         {
             "neuron": f"L{layer}N{u}",
             "preferred": values[t.preferred[u]],
             "selectivity": t.selectivity[u],
             "stability": t.stability[u],
-            "mean_preferred": ordered_curves[-1, u],
-            "mean_second": ordered_curves[-2, u],
+            "mean_preferred": t.curves[t.preferred[u], u],
+            "mean_second": t.second[u],
             "curve": t.curves[:, u],
         }
         for u in members

@@ -62,8 +62,9 @@ def collect_facts(label: np.ndarray, nxt: np.ndarray, *, facts: int, min_prompts
     return {y: rows[nxt[rows] == y][:prompts].tolist() for y in chosen}
 
 
-def _prompt(windows: np.ndarray, win: np.ndarray, pos: np.ndarray, r: int) -> tuple[np.ndarray, int]:
-    return windows[win[r], : pos[r] + 1], int(pos[r])
+def _prompt(windows: np.ndarray, win: np.ndarray, pos: np.ndarray, r: int) -> np.ndarray:
+    """Row r's window up to and including r."""
+    return windows[win[r], : pos[r] + 1]
 
 
 def integrated_gradients(model: Any, prompt: np.ndarray, y: int, layer: int, *, steps: int, dev: Any) -> np.ndarray:
@@ -121,13 +122,14 @@ def scaled_probability(model: Any, prompt: np.ndarray, y: int, layer: int, units
     return float(torch.softmax(logits[0, p].double(), dim=-1)[y])
 
 
-def _effects(model: Any, prompts: list[np.ndarray], y: int, layer: int, units: np.ndarray, dev: Any) -> dict:
+def _effects(
+    model: Any, prompts: list[np.ndarray], clean: np.ndarray, y: int, layer: int, units: np.ndarray, dev: Any
+) -> dict[str, float]:
+    """Mean relative change of p(y) over `prompts` (clean p(y) given) when `units` are zeroed and doubled."""
     out = {}
-    clean = np.array([scaled_probability(model, x, y, layer, units[:0], 1.0, dev) for x in prompts])
     for name, factor in (("suppress", 0.0), ("amplify", 2.0)):
         new = np.array([scaled_probability(model, x, y, layer, units, factor, dev) for x in prompts])
         out[name] = float(np.mean((new - clean) / np.maximum(clean, 1e-300)))
-    out["p_clean"] = float(clean.mean())
     return out
 
 
@@ -168,11 +170,11 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def fact_row(args: argparse.Namespace, s: Any, ctx: dict[str, Any], y: int, rows: list[int], layer: int) -> dict:
-    """One fact on one layer: knowledge neurons, their effects beside random sets, and their dataset examples."""
-    from featuretests.harvest.run import check_device
+    """One fact on one layer: knowledge neurons, their effects beside random sets, and their dataset examples.
 
-    dev = check_device(s.model, args.device)
-    prompts = [_prompt(ctx["windows"], ctx["win"], ctx["pos"], r)[0] for r in rows]
+    ctx: windows, win, pos, nxt (from `next_tokens`), d_mlp, vocab, dev (checked device) and acts (this layer's)."""
+    dev = ctx["dev"]
+    prompts = [_prompt(ctx["windows"], ctx["win"], ctx["pos"], r) for r in rows]
     ig = np.stack([integrated_gradients(s.model, x, y, layer, steps=args.steps, dev=dev) for x in prompts])
     units = knowledge_neurons(ig, threshold=args.threshold, share=args.share)
     row: dict[str, Any] = {"answer": ctx["vocab"][y], "answer_id": y, "prompts": len(rows), "layer": layer}
@@ -181,15 +183,13 @@ def fact_row(args: argparse.Namespace, s: Any, ctx: dict[str, Any], y: int, rows
     row |= {"knowledge_neurons": names, "ig_max_mean": float(ig.max(axis=1).mean())}
     if not len(units):
         return row | {"reason": "no neuron passes the threshold in enough prompts"}
-    eff = _effects(s.model, prompts, y, layer, units, dev)
+    clean = np.array([scaled_probability(s.model, x, y, layer, units[:0], 1.0, dev) for x in prompts])
+    eff = _effects(s.model, prompts, clean, y, layer, units, dev)
     rng = np.random.default_rng(args.seed + y)
-    others = [_effects(s.model, prompts, y, layer, rng.choice(ctx["d_mlp"], len(units), replace=False), dev)]
-    others += [
-        _effects(s.model, prompts, y, layer, rng.choice(ctx["d_mlp"], len(units), replace=False), dev)
-        for _ in range(args.controls - 1)
-    ]
-    shares = _consistency(s.acts(args.corpus, layer, "mlp.post"), ctx["nxt"], units, y, args.top_k)
-    row |= {"suppress": eff["suppress"], "amplify": eff["amplify"], "p_clean": eff["p_clean"]}
+    controls = [rng.choice(ctx["d_mlp"], len(units), replace=False) for _ in range(args.controls)]
+    others = [_effects(s.model, prompts, clean, y, layer, c, dev) for c in controls]
+    shares = _consistency(ctx["acts"], ctx["nxt"], units, y, args.top_k)
+    row |= {"suppress": eff["suppress"], "amplify": eff["amplify"], "p_clean": float(clean.mean())}
     row |= {k + "_random": float(np.mean([o[k] for o in others])) for k in ("suppress", "amplify")}
     row |= {"top_k_share": float(np.mean(shares)), "top_k_shares": shares}
     row["base_rate"] = float((ctx["nxt"][ctx["nxt"] >= 0] == y).mean())
@@ -200,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     """Knowledge neurons of the facts picked by --label on --corpus, per layer of --model."""
     from featuretests.analysis.ablation import eval_label
     from featuretests.cli_analyze import layers, markdown_table, report, session, text_table
+    from featuretests.harvest.run import check_device
 
     _check(args)
     s = session(args)
@@ -215,8 +216,11 @@ def run(args: argparse.Namespace) -> int:
         )
     ctx = {"windows": windows, "win": win, "pos": pos, "nxt": nxt, "d_mlp": s.model.d_mlp}
     ctx["vocab"] = {y: s.model.tokenizer.decode([y]) for y in facts}
-    chosen = layers(args, s.model.n_layers)
-    out_rows = [fact_row(args, s, ctx, y, r, layer) for layer in chosen for y, r in facts.items()]
+    ctx["dev"] = check_device(s.model, args.device)
+    out_rows = []
+    for layer in layers(args, s.model.n_layers):
+        ctx["acts"] = s.acts(args.corpus, layer, "mlp.post")
+        out_rows += [fact_row(args, s, ctx, y, r, layer) for y, r in facts.items()]
     data = {"model": s.model.name, "corpus": args.corpus, "label": args.label, "facts": out_rows}
     head = (
         f"{s.model.name} on {args.corpus}: {len(facts)} facts (next token after {args.label}), IG over "
