@@ -33,9 +33,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from featuretests.analysis.position import put_entry, score_entries
-from featuretests.analysis.position_stats import bootstrap_bounds, group_codes, group_sums
+from featuretests.analysis.position_stats import group_codes, group_sums
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
+from featuretests.stats import bootstrap_document_rows
 
 __all__ = [
     "LEVELS",
@@ -266,7 +267,10 @@ def summarise_heads(
         def mean_excess(a: np.ndarray, y: np.ndarray) -> Scores:
             return Scores.build("excess", a.sum(axis=0) / max(float(y.sum()), 1.0))
 
-        low, high = bootstrap_bounds(mean_excess, per_doc, counts, np.arange(n_docs), n_resamples, confidence, seed)
+        ci = bootstrap_document_rows(
+            mean_excess, per_doc, counts, n_resamples=n_resamples, confidence=confidence, seed=seed
+        )
+        low, high = ci.low, ci.high
         lows, highs = score_entries(low), score_entries(high)
         mean_in, mean_base, mean_bos = inside.mean(axis=0), float(base.mean()), att.bos.mean(axis=0)
         for h, head in enumerate(att.heads):

@@ -236,4 +236,7 @@ def _spearman_ci(
         flat = den <= 1e-12 * np.maximum(1.0, n) ** 3
         return Scores.build("spearman", np.clip(cov / np.where(flat, 1.0, den), -1, 1), [(flat, "no spread")])
 
-    return bootstrap_bounds(metric, per_doc, per_y, np.arange(n_docs), n_resamples, confidence, seed)
+    from featuretests.stats import bootstrap_document_rows
+
+    ci = bootstrap_document_rows(metric, per_doc, per_y, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return ci.low, ci.high
