@@ -47,6 +47,7 @@ ARGS: dict[str, list[str]] = {
     "inconsistency": [],
     "families": ["--label", "indent_level"],
     "knowledge": ["--label", "t.text == ' import'"],
+    "cleanup": ["--bootstrap", "200"],
 }
 
 

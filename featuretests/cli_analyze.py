@@ -50,6 +50,7 @@ ANALYSES: dict[str, str] = {
     "inconsistency": "featuretests.analysis.inconsistency:run",
     "knowledge": "featuretests.analysis.knowledge:run",
     "families": "featuretests.analysis.families:run",
+    "cleanup": "featuretests.analysis.cleanup_cli:run",
 }
 
 
@@ -141,8 +142,13 @@ def fmt(value: Any, spec: str = ".3f") -> str:
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """A GitHub Markdown table of `rows` (dicts) in the order of `columns`."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(fmt(r.get(c))) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """`text` safe inside a Markdown table cell: line breaks, tabs and pipes (tokens often hold them) escaped."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace("|", "\\|")
 
 
 def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

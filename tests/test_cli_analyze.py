@@ -115,3 +115,14 @@ def test_analysis_with_a_missing_dependency_says_which(
     monkeypatch.setitem(cli_analyze.ANALYSES, "needy", "needs_missing_pkg:run")
     assert main(["analyze", "needy"]) == 2
     assert "needs the package 'surely_not_installed_pkg'" in capsys.readouterr().err
+
+
+def test_markdown_cells_escape_what_tokens_hold() -> None:
+    """Tokens carry line breaks, tabs and pipes: each must stay inside its cell, one table row per entry."""
+    from featuretests.cli_analyze import markdown_table
+
+    table = markdown_table([{"token": "\n    ", "next": "a|b\\c\t"}, {"token": "x", "next": None}], ["token", "next"])
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert lines[2] == "| \\n     | a\\|b\\\\c\\t |"
+    assert lines[3] == "| x | n/a |"
