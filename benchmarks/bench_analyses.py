@@ -27,28 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MODEL, MODEL_B = "toy-gelu-1l", "toy-solu-1l"
 CORPUS = "python-stdlib"  # the built-in corpus: the benchmark runs on any machine
-NEURON = "L0N0"
-LABEL = "t.text == ' self'"
 RSS_GOAL_GB = 4.0
-
-# analysis -> its own arguments on top of --model/--corpus/--profile (those that need a neuron or a label get one)
-ARGS: dict[str, list[str]] = {
-    "weights": [],
-    "distributions": ["--model-b", MODEL_B],
-    "monosemanticity": ["--model-b", MODEL_B, "--bootstrap", "200"],
-    "correspondence": ["--model-b", MODEL_B],
-    "logit-examples": [],
-    "ablation": ["--neurons", NEURON, "--label", LABEL, "--bootstrap", "200"],
-    "attribution": ["--neuron", NEURON],
-    "probes": ["--label", LABEL],
-    "decomposition": [],
-    "position": [],
-    "activation-shape": [],
-    "inconsistency": [],
-    "families": ["--label", "indent_level"],
-    "knowledge": ["--label", "t.text == ' import'"],
-    "cleanup": ["--bootstrap", "200"],
-}
+# the demonstration arguments of `featuretests analyze all` (cli_analyze.SUITE), with its defaults
+FILL = {"model_b": MODEL_B, "neuron": "L0N82", "label": "t.text == ' self'"}
 
 
 def _anon_kb(pid: int) -> int:
@@ -71,7 +52,10 @@ def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float 
     analysis itself holds, the figure the 4 GB bound is about.
     """
     cmd = [sys.executable, "-m", "featuretests.cli", "analyze", name, "--model", MODEL, "--corpus", CORPUS]
-    cmd += ["--profile", profile, "--cache-dir", str(cache), "--out", str(out), *ARGS.get(name, [])]
+    from featuretests.cli_analyze import SUITE
+
+    cmd += ["--profile", profile, "--cache-dir", str(cache), "--out", str(out)]
+    cmd += [a.format(**FILL) for a in SUITE.get(name, [])]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak_anon = 0

@@ -25,6 +25,7 @@ from featuretests.render.html import render_analysis_page
 
 __all__ = [
     "ANALYSES",
+    "SUITE",
     "add_common_arguments",
     "fmt",
     "jsonable",
@@ -51,6 +52,26 @@ ANALYSES: dict[str, str] = {
     "knowledge": "featuretests.analysis.knowledge:run",
     "families": "featuretests.analysis.families:run",
     "cleanup": "featuretests.analysis.cleanup_cli:run",
+}
+
+# What `analyze all` gives each analysis besides the common options: a demonstration on the toy models (the report's
+# analysis pages, `benchmarks/bench_analyses.py`). {model_b}, {neuron} and {label} come from `analyze all`'s options.
+SUITE: dict[str, list[str]] = {
+    "weights": [],
+    "distributions": ["--model-b", "{model_b}"],
+    "monosemanticity": ["--model-b", "{model_b}", "--bootstrap", "200"],
+    "correspondence": ["--model-b", "{model_b}"],
+    "logit-examples": [],
+    "ablation": ["--neurons", "{neuron}", "--label", "{label}", "--bootstrap", "200"],
+    "attribution": ["--neuron", "{neuron}"],
+    "probes": ["--label", "{label}"],
+    "decomposition": [],
+    "position": [],
+    "activation-shape": [],
+    "inconsistency": [],
+    "families": ["--label", "indent_level"],
+    "knowledge": ["--label", "t.text == ' import'"],
+    "cleanup": ["--bootstrap", "200"],
 }
 
 
@@ -209,6 +230,8 @@ def _resolve(name: str) -> tuple[Any, Any] | str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    if args.analysis == "all":
+        return _run_suite(args.rest)
     resolved = _resolve(args.analysis)
     if isinstance(resolved, str):
         print(f"featuretests analyze: {resolved}", file=sys.stderr)
@@ -222,13 +245,62 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return int(func(inner) or 0)
 
 
+def _run_suite(rest: list[str]) -> int:
+    """`analyze all`: every analysis (or --only some) with its `SUITE` arguments; one failure does not stop the
+    others. Prints each one's status and seconds; returns 1 when any failed."""
+    import time
+
+    p = argparse.ArgumentParser(prog="featuretests analyze all", conflict_handler="resolve")
+    add_common_arguments(p)
+    p.add_argument("--model-b", default="toy-solu-1l", help="second model of the comparing analyses")
+    p.add_argument("--neuron", default="L0N82", help="neuron of ablation and attribution (default: the ' self' unit)")
+    p.add_argument("--label", default="t.text == ' self'", help="label of ablation and probes")
+    p.add_argument("--only", default=None, help="comma-separated analyses (default: every registered one)")
+    args, common = p.parse_known_args(rest)
+    names = args.only.split(",") if args.only else list(ANALYSES)
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        print(
+            f"featuretests analyze all: unknown analyses {unknown}; registered: {', '.join(ANALYSES)}", file=sys.stderr
+        )
+        return 2
+    fill = {"model_b": args.model_b, "neuron": args.neuron, "label": args.label}
+    shared = ["--model", args.model, "--corpus", args.corpus, "--profile", args.profile, "--out", args.out]
+    shared += [
+        f"--{k}={v}"
+        for k, v in (
+            ("device", args.device),
+            ("batch-size", args.batch_size),
+            ("layer", args.layer),
+            ("cache-dir", args.cache_dir),
+            ("data-root", args.data_root),
+        )
+        if v is not None
+    ]
+    shared += ["--seed", str(args.seed), *common]  # fmt: skip
+    status = []
+    for name in names:
+        argv = shared + [a.format(**fill) for a in SUITE.get(name, [])]
+        start = time.perf_counter()
+        try:
+            code = _cmd_analyze(argparse.Namespace(analysis=name, rest=argv))
+            outcome = "ok" if code == 0 else f"exit {code}"
+        except Exception as exc:  # report it and go on: one analysis must not cost the others
+            outcome = f"FAILED: {type(exc).__name__}: {exc}"
+        status.append({"analysis": name, "outcome": outcome, "seconds": time.perf_counter() - start})
+        print(f"\n== {name}: {outcome} ({status[-1]['seconds']:.1f} s)\n", flush=True)
+    print(text_table(status, ["analysis", "outcome", "seconds"]))
+    return 0 if all(s["outcome"] == "ok" for s in status) else 1
+
+
 def register(sub: Any) -> None:
     doc = "; ".join(f"{k} ({v.split(':')[0]})" for k, v in ANALYSES.items())
     p = sub.add_parser(
         "analyze",
         help="model-level analyses: " + ", ".join(ANALYSES),
-        description=f"Analyses: {doc}. Run `featuretests analyze <analysis> --help` for its options.",
+        description=f"Analyses: {doc}. Run `featuretests analyze <analysis> --help` for its options; "
+        "`featuretests analyze all` runs every one with the demonstration arguments of `SUITE`.",
     )
-    p.add_argument("analysis", choices=list(ANALYSES))
+    p.add_argument("analysis", choices=[*ANALYSES, "all"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the analysis's options")
     p.set_defaults(func=_cmd_analyze)

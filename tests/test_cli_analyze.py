@@ -126,3 +126,22 @@ def test_markdown_cells_escape_what_tokens_hold() -> None:
     assert len(lines) == 4
     assert lines[2] == "| \\n     | a\\|b\\\\c\\t |"
     assert lines[3] == "| x | n/a |"
+
+
+@pytest.mark.usefixtures("small_corpus")
+def test_analyze_all_runs_each_and_goes_on_after_a_failure(
+    tiny_model_dir: Path, solu_dir: Path, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`analyze all --only`: a neuron outside the model fails attribution, which must not stop weights."""
+    extra = ["--model-b", str(solu_dir), "--only", "attribution,weights", "--neuron", "L0N999"]
+    assert _run("all", tiny_model_dir, None, tmp_path, cache, *extra) == 1
+    printed = capsys.readouterr().out
+    assert "== attribution: FAILED: InvalidArgument" in printed and "L0N999" in printed
+    assert "== weights: ok" in printed
+    assert (tmp_path / "weights.json").exists() and (tmp_path / "weights.html").exists()
+    assert not (tmp_path / "attribution.json").exists()
+
+
+def test_analyze_all_refuses_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "all", "--only", "weights,telepathy"]) == 2
+    assert "unknown analyses ['telepathy']" in capsys.readouterr().err
