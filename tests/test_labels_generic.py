@@ -107,6 +107,23 @@ def test_seen_before_is_per_window(tiny_tokenizer: Any) -> None:
             seen.add(int(t.token_id[r]))
 
 
+def test_bigram_seen_before_follows_the_window_tokens(tiny_tokenizer: Any) -> None:
+    """Checked against the window arrays themselves, left context and BOS included: (ids[p - 1], ids[p]) pairs."""
+    text = "a b a c a b. " * 4 + "def add(a, b):\n    return a + b\n" * 3
+    t = table(text, tiny_tokenizer, n_ctx=12)
+    ids, rows = t.windows()
+    checked = 0
+    for w in range(len(ids)):
+        pairs: set[tuple[int, int]] = set()
+        for p in range(1, ids.shape[1]):
+            if rows[w, p] >= 0:
+                assert t.bigram_seen_before[rows[w, p]] == ((ids[w, p - 1], ids[w, p]) in pairs)
+                checked += 1
+            pairs.add((int(ids[w, p - 1]), int(ids[w, p])))
+    assert checked == len(t) and 0 < t.bigram_seen_before.sum() < t.seen_before.sum()
+    assert not (t.bigram_seen_before & ~t.seen_before).any()
+
+
 def test_regex_modes(tiny_tokenizer: Any) -> None:
     text = "x = foo_bar(1) + foo_bar(2)"
     labs = [

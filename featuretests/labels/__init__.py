@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 FAMILIES: dict[str, str] = {
-    "generic": "GenericLabeller(): in_base64, in_url, is_number, is_capitalised, word_start, prev_1.., seen_before",
+    "generic": "GenericLabeller(): in_base64, in_url, is_number, word_start, prev_1.., seen_before, ...",
     "code": "CodeLabeller(): indent_level, paren_depth, in_string, in_docstring, is_keyword, line_start, ...",
     "latex": "LatexLabeller(): in_math, latex_env, latex_command, in_command_arg",
     "spacy": "SpacyLabeller(): pos, tag, dep, lemma, morph, ent_type, ent_iob, sense, is_stop, sent_start, ...",

@@ -29,6 +29,10 @@ character as in `featuretests.labels.align` unless stated):
     included, BOS excluded): ``""`` where that position is BOS or before it. Windows never span documents.
 ``seen_before`` (bool)
     The same token id occurs at an earlier position of the same context window (left context included, BOS not).
+``bigram_seen_before`` (bool)
+    The same (previous token, token) pair occurs earlier in the same window (the previous token of the window's
+    first position is BOS). ``seen_before & ~bigram_seen_before``: the token repeats but not after the same token,
+    where a copy of what followed it before would be wrong (research problem 9.30).
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ class GenericLabeller(Labeller):
     """Generic columns; `prev_k` sets how many previous-token columns (``prev_1`` .. ``prev_k``) to add."""
 
     name = "generic"
-    version = "1"
+    version = "2"  # 2: bigram_seen_before
 
     def __init__(self, prev_k: int = 3) -> None:
         if prev_k < 0:
@@ -143,7 +147,11 @@ class GenericLabeller(Labeller):
             ColumnSpec(f"prev_{k}", "str", f"token string {k} positions earlier in the window; '' at/before BOS")
             for k in range(1, self.prev_k + 1)
         )
-        return (*base, *prev, ColumnSpec("seen_before", "bool", "same token id earlier in the same window"))
+        repeats = (
+            ColumnSpec("seen_before", "bool", "same token id earlier in the same window"),
+            ColumnSpec("bigram_seen_before", "bool", "same (previous token, token) pair earlier in the same window"),
+        )
+        return (*base, *prev, *repeats)
 
     def label(self, inp: LabelInput) -> dict[str, Values]:
         n = len(inp)
@@ -171,8 +179,8 @@ class GenericLabeller(Labeller):
             "word_start": word_start,
             "index_in_word": index_in_word,
             "word_len_tokens": word_len,
-            "seen_before": self._seen_before(inp),
         }
+        out["seen_before"], out["bigram_seen_before"] = self._seen_before(inp)
         none = len(inp.vocab)  # the code of "" in the prev_k categories
         categories = np.append(inp.vocab, "")
         for k in range(1, self.prev_k + 1):
@@ -184,13 +192,19 @@ class GenericLabeller(Labeller):
         return out
 
     @staticmethod
-    def _seen_before(inp: LabelInput) -> np.ndarray:
-        win, _pos, row, is_ctx = window_positions(inp.win_first_row, inp.win_n_context, inp.win_n_rows)
-        out = np.zeros(len(inp), dtype=bool)
+    def _seen_before(inp: LabelInput) -> tuple[np.ndarray, np.ndarray]:
+        """(token seen before, (previous token, token) seen before), both per row, within each window."""
+        win, pos, row, is_ctx = window_positions(inp.win_first_row, inp.win_n_context, inp.win_n_rows)
+        token, bigram = np.zeros(len(inp), dtype=bool), np.zeros(len(inp), dtype=bool)
         if len(win) == 0:
-            return out
-        key = win * (int(inp.token_id.max()) + 1) + inp.token_id[row]
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        seen = first[inverse] < np.arange(len(key))  # positions are ordered by (window, position)
-        out[row[~is_ctx]] = seen[~is_ctx]
-        return out
+            return token, bigram
+        vocab = int(inp.token_id.max()) + 1
+        tok = inp.token_id[row].astype(np.int64)
+        prev = np.full(len(tok), vocab, dtype=np.int64)  # vocab stands for BOS, before position 1
+        follows = pos > 1  # positions of a window are consecutive, so entry i - 1 is position pos - 1
+        prev[1:][follows[1:]] = tok[:-1][follows[1:]]
+        for out, key in ((token, win * vocab + tok), (bigram, (win * (vocab + 1) + prev) * vocab + tok)):
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            seen = first[inverse] < np.arange(len(key))  # entries are ordered by (window, position)
+            out[row[~is_ctx]] = seen[~is_ctx]
+        return token, bigram
