@@ -14,6 +14,7 @@ from featuretests.analysis.probes import (
     ProbeResult,
     expected_layer,
     fit_logistic,
+    neuron_shares,
     probe,
     probe_sites,
     select_units,
@@ -115,11 +116,25 @@ def test_analyze_probes_writes_strict_json(
     assert all(0 <= r["baseline_accuracy"] <= 1 for r in data["results"])
     assert "resid.post L0" in capsys.readouterr().out
     assert data["expected_layer"] is None and "resid.pre L0" in data["expected_layer_reason"]
+    assert [set(row) for row in data["neuron_shares"]] == [{"layer", "mlp_out_auroc", "k=2"}]
 
 
 def _result(site: str, auroc: float | None) -> ProbeResult:
     kind, layer = site.split(" L")
-    return ProbeResult(site, kind, int(layer), 10, 10, 5, 5, 0.5, 0.5, auroc, auroc)
+    layer, _, k = layer.partition(" k=")
+    units = list(range(int(k))) if k else None
+    return ProbeResult(site, kind, int(layer), 10, 10, 5, 5, 0.5, 0.5, auroc, auroc, units)
+
+
+def test_neuron_shares_say_how_much_of_the_mlp_output_k_neurons_recover() -> None:
+    """Layer 0: one neuron gives 0.6 of the output's 0.9 (a quarter of the gain above chance), eight give all of it;
+    layer 1: the output carries nothing (0.52), so no share is defined."""
+    rows = [("mlp.out L0", 0.9), ("mlp.post L0 k=1", 0.6), ("mlp.post L0 k=8", 0.9), ("resid.post L0", 0.95)]
+    rows += [("mlp.out L1", 0.52), ("mlp.post L1 k=1", 0.51)]
+    shares = neuron_shares([_result(*r) for r in rows])
+    assert shares[0] == {"layer": 0, "mlp_out_auroc": 0.9, "k=1": pytest.approx(0.25), "k=8": pytest.approx(1.0)}
+    assert shares[1] == {"layer": 1, "mlp_out_auroc": 0.52, "k=1": None}
+    assert neuron_shares([_result("mlp.out L0", 0.9)]) == []  # no sparse probe, nothing to compare
 
 
 def test_expected_layer_is_the_centre_of_gravity_of_the_gains() -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "add_arguments",
     "expected_layer",
     "fit_logistic",
+    "neuron_shares",
     "probe",
     "probe_sites",
     "run",
@@ -312,6 +313,28 @@ def expected_layer(results: Sequence[ProbeResult]) -> tuple[float | None, str]:
     return float((np.arange(len(gains)) * gains).sum() / gains.sum()), ""
 
 
+def neuron_shares(results: Sequence[ProbeResult]) -> list[dict[str, Any]]:
+    """How diffuse a label is over each layer's neurons (research problem 9.49): per layer with an ``mlp.out`` probe
+    and sparse ``mlp.post`` probes, ``share_k = (AUROC_k - 0.5) / (AUROC_mlp.out - 0.5)`` for each sparse probe of k
+    neurons: the part of what the MLP output carries (above chance) that k neurons recover. Near 1 with k = 1: one
+    neuron carries it; near 0 for every k: diffuse. Undefined (None) when the ``mlp.out`` AUROC is missing or
+    <= 0.55 (nothing to share), or the sparse probe has no AUROC; a share can fall below 0 (worse than chance) or
+    exceed 1 (the neurons beat the output read linearly, which is possible on held-out data)."""
+    out = []
+    for r in results:
+        if r.kind != "mlp.out" or r.units is not None:
+            continue
+        full = r.auroc
+        shares: dict[str, float | None] = {}
+        for sp in results:
+            if sp.kind == "mlp.post" and sp.layer == r.layer and sp.units is not None:
+                ok = full is not None and full > 0.55 and sp.auroc is not None
+                shares[f"k={len(sp.units)}"] = (sp.auroc - 0.5) / (full - 0.5) if ok else None  # type: ignore[operator]
+        if shares:
+            out.append({"layer": r.layer, "mlp_out_auroc": full, **shares})
+    return out
+
+
 # -- CLI ----------------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", required=True, help="label column or expression of t, e.g. \"t.text == ' self'\"")
@@ -350,9 +373,18 @@ def run(args: argparse.Namespace) -> int:
     head += f"expected layer {centre:.2f}" if centre is not None else f"expected layer n/a ({why})"
     rows = [r.row() | {"units": ",".join(map(str, r.units or []))} for r in results]
     columns = ["site", "auroc", "accuracy", "baseline_accuracy", "train_auroc", "n_test", "positives_test", "units"]
+    shares = neuron_shares(results)
+    share_cols = list(dict.fromkeys(k for row in shares for k in row))
     print(head + "\n" + text_table(rows, columns))
+    md = f"# Probes\n\n{head}\n\n{markdown_table(rows, columns)}\n"
+    if shares:
+        note = (
+            "share of the MLP output's AUROC above chance that k neurons recover (1: one neuron carries it; 0: diffuse)"
+        )
+        print(f"\n{note}\n" + text_table(shares, share_cols))
+        md += f"\n{note[0].upper() + note[1:]}:\n\n{markdown_table(shares, share_cols)}\n"
     data = {"model": s.model.name, "corpus": args.corpus, "label": args.label, "n_tokens": len(y)}
-    data |= {"n_positive": int(y.sum()), "results": [r.row() for r in results]}
+    data |= {"n_positive": int(y.sum()), "results": [r.row() for r in results], "neuron_shares": shares}
     data |= {"expected_layer": centre, "expected_layer_reason": why or None}
-    report(args, "probes", data, f"# Probes\n\n{head}\n\n{markdown_table(rows, columns)}\n", {})
+    report(args, "probes", data, md, {})
     return 0
