@@ -115,3 +115,37 @@ def test_analyze_attribution_writes_strict_json(
     assert data["neuron"] == "L0N4" and data["n_examples"] == 12 and data["max_abs_residual"] < 1e-4
     assert len(data["examples"]) == 12 and set(data["examples"][0]["parts"]) >= {"embed", "pos_embed", "L0H0"}
     assert "token share" in capsys.readouterr().out
+    swap = data["token_swap"]
+    assert swap["n_examples"] > 0 and len(swap["retained"]) == swap["n_examples"]
+
+
+def test_token_swap_known_answers(tiny_tokenizer: Any) -> None:
+    """All token embeddings zero: a swap changes nothing (retained 1). Only token embeddings (no positions, no
+    attention output): the activation after a swap is exactly that of the swapped-in token on its own."""
+    from featuretests.analysis.token_swap import draw_replacements, swap_current_token, swap_summary
+
+    base = build_model(tiny_config(seed=6), tiny_tokenizer).state_dict()
+    windows, ex = _examples(12)
+    reps = draw_replacements(windows[ex[:, 0], ex[:, 1]], windows[:, 1:].ravel(), 5, seed=1)
+    assert not (reps == windows[ex[:, 0], ex[:, 1]][:, None]).any()
+    no_tokens = _model(tiny_tokenizer, edit={"embed.weight": torch.zeros_like(base["embed.weight"])}, seed=6)
+    original, swapped = swap_current_token(no_tokens, windows, ex, "L0N2", reps, batch_size=7)
+    assert np.allclose(swapped, original[:, None], atol=1e-6)
+    zeroed = ("pos_embed.weight", "blocks.0.attn.o.weight", "blocks.0.attn.o.bias")
+    tokens_only = _model(tiny_tokenizer, randomise=False, edit={k: torch.zeros_like(base[k]) for k in zeroed}, seed=6)
+    original, swapped = swap_current_token(tokens_only, windows, ex, "L0N2", reps, batch_size=7)
+    alone = np.stack([np.zeros(reps.size, dtype=np.int64), reps.ravel()], axis=1)  # [BOS, token] windows
+    on_own, _ = swap_current_token(tokens_only, alone, np.stack([np.arange(reps.size), np.ones(reps.size, int)], 1),
+                                   "L0N2", np.full((reps.size, 1), 5))  # fmt: skip
+    assert np.allclose(swapped.ravel(), on_own, atol=1e-6)
+    assert not np.allclose(swapped, original[:, None], atol=1e-3)  # it does depend on the token
+    summary = swap_summary(np.array([2.0, 1.0, -1.0]), np.array([[2.0, 1.0], [0.5, 0.5], [3.0, 3.0]]))
+    assert summary["n_examples"] == 2 and summary["median_retained"] == pytest.approx((0.75 + 0.5) / 2)
+    assert summary["token_independent"] is False
+
+
+def test_token_swap_needs_another_token() -> None:
+    from featuretests.analysis.token_swap import draw_replacements
+
+    with pytest.raises(InvalidArgument, match="no token other than"):
+        draw_replacements(np.array([7, 7]), np.array([7, 7, 7]), 3)

@@ -271,6 +271,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=int, default=50, help="top-activating dataset examples to decompose")
     parser.add_argument("--per-neuron", action="store_true", help="split earlier MLP layers by neuron (2L models)")
     parser.add_argument("--token-threshold", type=float, default=0.1, help="token_share below this is flagged")
+    parser.add_argument(
+        "--swaps", type=int, default=10, help="corpus tokens swapped in at each example position (0: no swap test)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -294,6 +297,19 @@ def run(args: argparse.Namespace) -> int:
         f"token share {summary['token_share']:.2f} (self-attention {summary['self_attention_share']:.2f})"
         + (": barely depends on the current token" if summary["low_token_dependence"] else ""),
     ]
+    swap: dict[str, Any] = {}
+    if args.swaps > 0:
+        from featuretests.analysis.token_swap import draw_replacements, swap_current_token, swap_summary
+
+        reps = draw_replacements(windows[ex[:, 0], ex[:, 1]], np.asarray(table.token_id), args.swaps, seed=s.seed)
+        original, swapped = swap_current_token(model, windows, ex, nid, reps, batch_size=4 * s.batch_size)
+        swap = swap_summary(original, swapped)
+        if swap["median_retained"] is not None:
+            lines.append(
+                f"swapping the current token for {args.swaps} corpus tokens keeps {swap['median_retained']:.0%} of "
+                f"the activation (median over examples; median |change| {swap['median_relative_change']:.0%})"
+                + (": it barely depends on the current token" if swap["token_independent"] else "")
+            )
     for h in summary["heads"]:
         offs = ", ".join(f"{o['offset']} ({o['fraction']:.0%})" for o in h["top_offsets"])
         toks = " ".join(repr(t["token"]) for t in h.get("top_source_tokens", [])[:5])
@@ -307,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
         context = "".join(vocab[windows[w, max(1, p - 12) : p + 1]])
         examples.append({"row": int(top[i]), "context": context, "token": str(vocab[windows[w, p]])})
         examples[-1] |= {"activation": float(acts[top[i]]), "pre": float(attr.pre[i]), "parts": parts}
-    data = {"model": model.name, "corpus": args.corpus, **summary, "examples": examples}
+    data = {"model": model.name, "corpus": args.corpus, **summary, "token_swap": swap, "examples": examples}
     md = "# Attribution\n\n" + "\n\n".join(lines) + "\n\n" + markdown_table(summary["components"], columns)
     report(args, "attribution", data, md, {})
     return 0
