@@ -52,6 +52,7 @@ ANALYSES: dict[str, str] = {
     "knowledge": "featuretests.analysis.knowledge:run",
     "families": "featuretests.analysis.families:run",
     "cleanup": "featuretests.analysis.cleanup_cli:run",
+    "ngrams": "featuretests.analysis.ngrams:run",
 }
 
 # What `analyze all` gives each analysis besides the common options: a demonstration on the toy models (the report's
@@ -72,6 +73,7 @@ SUITE: dict[str, list[str]] = {
     "families": ["--label", "indent_level"],
     "knowledge": ["--label", "t.text == ' import'"],
     "cleanup": ["--bootstrap", "200"],
+    "ngrams": [],
 }
 
 
