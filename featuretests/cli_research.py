@@ -1,4 +1,5 @@
-"""Research subcommands: ``search``, ``show``, ``report`` and ``compare`` (registered into `featuretests.cli`).
+"""Research subcommands: ``search``, ``show``, ``explain``, ``report`` and ``compare`` (registered into
+`featuretests.cli`).
 
 Nothing heavy is imported until a subcommand runs.
 """
@@ -91,6 +92,42 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """A neuron's automatic first explanation: the label library ranked against it, then compositional formulas."""
+    from featuretests.analysis.library import build_library
+    from featuretests.models.neurons import parse_neuron
+    from featuretests.search import explain_compositional, rank_labels
+
+    session = _session(args)
+    neuron = parse_neuron(args.neuron).check(
+        n_layers=session.model.n_layers, n_units=session.model.d_mlp, model=session.model.name
+    )
+    table = session.table(args.corpus)
+    acts = session.acts(args.corpus, neuron.layer, "mlp.post")[:, neuron.index].astype("float32")
+    lib = build_library(table, top_bigrams=args.compounds, top_context=args.compounds)
+    columns = dict(zip(lib.names, lib.matrix.T, strict=True))
+    ranked = rank_labels(acts, columns, metric=args.metric, quantile=args.quantile, top_k=args.top)
+    formulas = explain_compositional(
+        acts, columns, quantile=args.quantile, max_length=args.max_length, objective=args.objective, top_k=args.top
+    )
+    if args.json:
+        out = {"neuron": str(neuron), "model": session.model.name, "corpus": args.corpus, "labels": len(lib)}
+        out["ranked"] = [{"label": r.name, args.metric: r.value, "tokens": r.n_positive} for r in ranked]
+        out["formulas"] = [{"formula": str(f.formula), args.objective: f.value} for f in formulas]
+        print(json.dumps(out))
+        return 0
+    head = f"{session.model.name} {neuron} on {args.corpus} ({session.profile}), {len(lib)} labels"
+    print(f"{head}; active = top {1 - args.quantile:.1%} of its activations")
+    print(f"  labels by {args.metric}:")
+    for r in ranked:
+        value = "n/a" if r.value is None else f"{r.value:.3f}"
+        print(f"    {value}  {r.name}  ({r.n_positive} tokens)")
+    print(f"  formulas by {args.objective} (up to {args.max_length} labels):")
+    for f in formulas:
+        print(f"    {f.value:.3f}  {f.formula}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from featuretests.render import render_html_report, render_summary
     from featuretests.report.schema import load_results
@@ -153,6 +190,19 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default="reports/html")
     _common(p)
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("explain", help="rank the automatic label library and compositional formulas for a neuron")
+    p.add_argument("neuron", help="e.g. L0N412")
+    p.add_argument("--corpus", default="python-stdlib")
+    p.add_argument("--metric", default="iou", help="metric ranking single labels (iou, f1, precision, auroc, ...)")
+    p.add_argument("--objective", choices=["iou", "f1"], default="iou", help="objective of the formula search")
+    p.add_argument("--quantile", type=float, default=0.99, help="the neuron is 'active' above this quantile")
+    p.add_argument("--max-length", type=int, default=3, help="labels per formula")
+    p.add_argument("--compounds", type=int, default=50, help="bigram and label-in-context labels added")
+    p.add_argument("--top", type=int, default=8)
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("report", help="re-render summary.md and the HTML report from a results.json")
     p.add_argument("results", nargs="?", default="reports/results.json")

@@ -17,6 +17,32 @@ from featuretests.cli import main
 CORPUS = "synthetic-brackets"
 
 
+def test_explain_ranks_labels_and_formulas(capsys: pytest.CaptureFixture[str], common: list[str]) -> None:
+    """The JSON lists single labels by the metric (best first) and formulas whose stated IoU is that of the formula's
+    truth values against the unit's top 1%, recomputed here from the token table."""
+    import numpy as np
+
+    from featuretests.analysis.library import build_library
+    from featuretests.session import Session
+
+    code, out, err = run(capsys, "explain", "L0N3", "--corpus", CORPUS, "--json", "--top", "4", *common)
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["neuron"] == "L0N3" and found["labels"] > 5
+    ious = [r["iou"] for r in found["ranked"]]
+    assert len(ious) == 4 and ious == sorted(ious, reverse=True)
+    assert found["formulas"] and found["formulas"][0]["iou"] >= ious[0] - 0.02  # a formula starts from the best atom
+    s = Session(model=common[1], cache_dir=common[3], device="cpu")
+    table = s.table(CORPUS)
+    acts = s.acts(CORPUS, 0, "mlp.post")[:, 3].astype(np.float32)
+    lib = build_library(table, top_bigrams=50, top_context=50)
+    label = np.asarray(lib.matrix[:, lib.names.index(found["ranked"][0]["label"])], dtype=bool)
+    active = acts > np.quantile(acts, 0.99)
+    assert found["ranked"][0]["iou"] == pytest.approx((label & active).sum() / (label | active).sum(), abs=1e-6)
+    code, out, _ = run(capsys, "explain", "L0N3", "--corpus", CORPUS, "--top", "2", *common)
+    assert code == 0 and "labels by iou:" in out and "formulas by iou (up to 3 labels):" in out
+
+
 @pytest.fixture(scope="module")
 def common(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Model, cache and device options shared by the commands (one cache: the corpus is tabled and harvested once)."""
