@@ -93,3 +93,26 @@ _NAMES = {
     " of": ("of", "toy-gelu-1l quick: best L0N3 f1 0.73 [0.68, 0.77], but fires on 79% of first copies (max 10%)"),
 }
 duplicate_the, duplicate_comma, duplicate_period, duplicate_and, duplicate_of = map(_duplicate_of, _NAMES)
+
+
+@ft.hypothesis(
+    books,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N445 auroc 0.76 [0.74, 0.79] (needs auroc 0.85)",
+)
+def retokenised_piece(t):
+    """Some neuron fires on the second or later piece of a word split over several tokens although the word is one
+    token elsewhere (after a space): "Sir" at the start of a wrapped line as "S" + "ir" while " Sir" is a token. The
+    model must recognise a word it usually sees whole (research problem 9.5)."""
+    return t.retokenised_word & (t.index_in_word >= 1)
+
+
+@ft.hypothesis(
+    ewt,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N431 auroc 0.75 [0.67, 0.82] (needs auroc 0.85)",
+)
+def split_known_name(t):
+    """Some neuron fires on the later pieces of a proper noun (gold UPOS) that is split here but one token elsewhere:
+    " Claire" is a token, "Claire" after a quote or a line break is "Cl" + "aire" (research problem 9.28)."""
+    return (t.pos == "PROPN") & t.retokenised_word & (t.index_in_word >= 1)

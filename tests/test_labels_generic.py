@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,20 @@ def test_claire_split_over_two_tokens(claire_split: Any) -> None:
     space = int(np.flatnonzero(t.text == " ")[0]) if " " in t.text.tolist() else None
     if space is not None:
         assert t.index_in_word[space] == -1 and t.word_len_tokens[space] == 0
+
+
+def test_retokenised_word_is_a_split_word_that_is_one_token_elsewhere(tmp_path: Path) -> None:
+    """A BPE that saw "Claire" only after a space: " Claire" is one token, "Claire" at the start of a line is split
+    and both its pieces are retokenised; a split word with no one-token form is not."""
+    tok = train_tokenizer([" Claire met Bob."] * 50, vocab_size=275, out_dir=tmp_path)
+    text = "Hi Claire\nClaire met Xqzv."
+    t = table(text, tok)
+    line_start = rows_of(t, 10, 16)
+    assert len(line_start) >= 2 and "".join(t.text[line_start]) == "Claire"  # precondition: split there
+    assert t.retokenised_word[line_start].all()
+    assert not t.retokenised_word[rows_of(t, 2, 9)].any()  # " Claire" whole
+    odd = rows_of(t, text.index("Xqzv"), text.index("Xqzv") + 4)
+    assert t.word_len_tokens[odd].min() >= 2 and not t.retokenised_word[odd].any()
 
 
 def test_base64_blob_in_prose(tiny_tokenizer: Any) -> None:

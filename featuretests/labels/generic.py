@@ -24,6 +24,10 @@ character as in `featuretests.labels.align` unless stated):
     ``word_start`` is ``index_in_word == 0``, and ``word_len_tokens`` is how many tokens the word has (0 outside
     words). " Claire" as one token: start, 0, 1; as " Cl" + "aire": (True, 0, 2) and (False, 1, 2). Counted over the
     document, so a word cut by a window boundary keeps its numbering.
+``retokenised_word`` (bool)
+    The token belongs to a word split over several tokens although the word, bare or after a space, is one token of
+    the vocabulary: "Claire" at a line start as "Cl" + "aire" while " Claire" is a token. The model has to
+    recognise a word it usually sees whole (research problems 9.5, 9.28).
 ``prev_1`` ... ``prev_k`` (str)
     The decoded string of the token ``k`` positions earlier *in the same context window* (left-context tokens
     included, BOS excluded): ``""`` where that position is BOS or before it. Windows never span documents.
@@ -103,6 +107,14 @@ def _per_vocab(inp: LabelInput, test: Any) -> np.ndarray:
     return per_id[inverse] if len(ids) else np.zeros(len(inp), dtype=bool)
 
 
+def _retokenised(word: np.ndarray, word_len: np.ndarray, words: list[str], vocab: np.ndarray) -> np.ndarray:
+    """Per row: its word has >= 2 tokens here but is one vocabulary token, bare or after a space."""
+    whole = set(vocab.tolist())
+    split = np.unique(word[(word >= 0) & (word_len >= 2)])
+    one_token = {int(w) for w in split if words[w] in whole or " " + words[w] in whole}
+    return np.isin(word, np.fromiter(one_token, dtype=np.int64, count=len(one_token))) & (word >= 0)
+
+
 def _word_columns(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From a per-row global word id (-1: none): word_start, index_in_word, word_len_tokens."""
     n = len(word)
@@ -123,7 +135,7 @@ class GenericLabeller(Labeller):
     """Generic columns; `prev_k` sets how many previous-token columns (``prev_1`` .. ``prev_k``) to add."""
 
     name = "generic"
-    version = "2"  # 2: bigram_seen_before
+    version = "3"  # 2: bigram_seen_before; 3: retokenised_word
 
     def __init__(self, prev_k: int = 3) -> None:
         if prev_k < 0:
@@ -142,6 +154,9 @@ class GenericLabeller(Labeller):
             ColumnSpec("word_start", "bool", "first token of a word (maximal run of \\w characters)"),
             ColumnSpec("index_in_word", "int", "0, 1, ... for the tokens of a word; -1 outside words"),
             ColumnSpec("word_len_tokens", "int", "number of tokens of the token's word; 0 outside words"),
+            ColumnSpec(
+                "retokenised_word", "bool", "in a word split over tokens that is one vocabulary token elsewhere"
+            ),
         )
         prev = tuple(
             ColumnSpec(f"prev_{k}", "str", f"token string {k} positions earlier in the window; '' at/before BOS")
@@ -159,6 +174,7 @@ class GenericLabeller(Labeller):
         url = np.zeros(n, dtype=bool)
         word = np.full(n, -1, dtype=np.int64)
         n_words = 0
+        words: list[str] = []
         for d, _document, rows in inp.doc_slices():
             text = inp.labelled_text(d)
             anchors = inp.anchor[rows]
@@ -170,6 +186,7 @@ class GenericLabeller(Labeller):
                 idx = span_index(anchors, arr[:, 0], arr[:, 1])
                 word[rows] = np.where(idx >= 0, idx + n_words, -1)
                 n_words += len(spans)
+                words.extend(text[a:b] for a, b in spans)
         word_start, index_in_word, word_len = _word_columns(word)
         out: dict[str, Values] = {
             "in_base64": b64,
@@ -179,6 +196,7 @@ class GenericLabeller(Labeller):
             "word_start": word_start,
             "index_in_word": index_in_word,
             "word_len_tokens": word_len,
+            "retokenised_word": _retokenised(word, word_len, words, inp.vocab),
         }
         out["seen_before"], out["bigram_seen_before"] = self._seen_before(inp)
         none = len(inp.vocab)  # the code of "" in the prev_k categories
