@@ -53,6 +53,7 @@ ANALYSES: dict[str, str] = {
     "families": "featuretests.analysis.families:run",
     "cleanup": "featuretests.analysis.cleanup_cli:run",
     "ngrams": "featuretests.analysis.ngrams:run",
+    "top-bands": "featuretests.analysis.top_bands:run",
 }
 
 # What `analyze all` gives each analysis besides the common options: a demonstration on the toy models (the report's
@@ -74,6 +75,7 @@ SUITE: dict[str, list[str]] = {
     "knowledge": ["--label", "t.text == ' import'"],
     "cleanup": ["--bootstrap", "200"],
     "ngrams": [],
+    "top-bands": [],
 }
 
 
