@@ -1,7 +1,9 @@
 """Python code structure from the standard `tokenize` module: indentation, brackets, strings, comments, token kinds.
 
-Only documents whose domain is ``"python"`` get Python values; in other documents integer columns are -1 and flags
-False, except ``line_start``, which is defined for every document. Each model token is labelled at its anchor
+Documents whose domain is ``"python"`` get Python values; ``"javascript"`` documents get the columns that mean the
+same there (brackets, strings, comments, keywords, identifiers, operators) from `featuretests.labels.javascript`;
+in other documents integer columns are -1 and flags False, except ``line_start``, which is defined for every
+document. Each model token is labelled at its anchor
 character (first non-whitespace character, see `featuretests.labels.align`); so a token "\\n    " takes the values
 of the line its newline ends.
 
@@ -60,6 +62,7 @@ import numpy as np
 
 from featuretests.labels.align import codepoints, span_index, step_values, whitespace_mask
 from featuretests.labels.base import ColumnSpec, LabelInput, Labeller, Values
+from featuretests.labels.javascript import javascript_values
 
 __all__ = ["CodeLabeller", "line_start_flags"]
 
@@ -367,7 +370,7 @@ class CodeLabeller(Labeller):
     """Python structure columns (definitions in the module docstring)."""
 
     name = "code"
-    version = "2"  # 2: tokenizes inside the reader's python_prefix/python_suffix where a document has them
+    version = "3"  # 2: tokenizes inside the reader's python_prefix/python_suffix; 3: JavaScript documents
 
     def columns(self) -> tuple[ColumnSpec, ...]:
         doc = {
@@ -384,7 +387,7 @@ class CodeLabeller(Labeller):
             "is_identifier": "anchor in a NAME token that is not a hard keyword",
             "is_operator": "anchor in an OP token (operators and delimiters)",
             "line_start": "anchor is the first non-whitespace character of its line (every document)",
-            "code_parsed": "Python document, anchor before any tokenize failure",
+            "code_parsed": "Python document, anchor before any tokenize failure; every JavaScript document",
         }
         return tuple(ColumnSpec(k, "int" if k in _INT_COLS else "bool", v) for k, v in doc.items())
 
@@ -397,6 +400,11 @@ class CodeLabeller(Labeller):
             text = inp.labelled_text(d)
             anchors = inp.anchor[rows]
             out["line_start"][rows] = line_start_flags(text, anchors)
+            if document.domain == "javascript":
+                for c, v in javascript_values(text, anchors).items():
+                    out[c][rows] = v
+                out["code_parsed"][rows] = True
+                continue
             if document.domain != "python":
                 continue
             values, failure = _python_doc(text, anchors, _context(document.metadata, len(text) < len(document.text)))
