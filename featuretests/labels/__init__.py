@@ -1,10 +1,9 @@
-"""Labellers: one module per family, each declaring its columns and their exact definitions in its docstring.
-
-Families: ``generic`` (base64, URLs, numbers, words split over tokens, previous tokens, repeats), ``regex`` (named
-patterns), ``topics`` (English topic lexicons), ``code`` (Python structure from `tokenize`, JavaScript from a small lexer), ``latex`` (math,
-environments, commands), ``spacy`` (POS, tags, dependencies, entities, lemmas, morphology, merged with gold),
-``gold`` (gold spans only). Alignment of character spans to model tokens is in `featuretests.labels.align`.
-Importing this package loads no spaCy.
+"""Labellers: one module per family, each declaring its columns and their exact definitions in its docstring. Families:
+``generic`` (base64, URLs, numbers, words split over tokens, previous tokens, repeats), ``regex`` (named patterns),
+``topics`` (English topic lexicons), ``code`` (Python structure from `tokenize`, JavaScript from a small lexer),
+``latex`` (math, environments, commands), ``spacy`` (POS, tags, dependencies, entities, lemmas, morphology, merged
+with gold), ``gold`` (gold spans only). Alignment of character spans to model tokens is in
+`featuretests.labels.align`. Importing this package loads no spaCy.
 """
 
 from __future__ import annotations
