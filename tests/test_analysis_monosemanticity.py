@@ -292,3 +292,28 @@ def test_tails_vs_monosemanticity() -> None:
     assert none["low"] < 0 < none["high"]  # unrelated: the interval covers 0
     few = tails_vs_monosemanticity(Scores.build("k", [1.0, 2.0]), Scores.build("f1", [0.1, 0.2]))
     assert few["spearman"] is None and "fewer than 6" in few["reason"]
+
+
+def test_two_models_with_one_table_share_its_label_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library is built once per (table, options): the second model of a comparison reuses it."""
+    import argparse
+
+    from featuretests.analysis import library, monosemanticity_cli
+
+    built: list[Any] = []
+    monkeypatch.setattr(library, "build_library", lambda table, **kw: built.append(table) or object())
+
+    class Table:
+        def __init__(self, key: str) -> None:
+            self.meta = {"key": key}
+
+        def __len__(self) -> int:
+            return 10
+
+    args = argparse.Namespace(top_tokens=5, top_levels=5, min_positives=1, max_prevalence=0.2)
+    first = monosemanticity_cli.library_from_args(Table("k1"), args)
+    assert monosemanticity_cli.library_from_args(Table("k1"), args) is first and len(built) == 1
+    assert monosemanticity_cli.library_from_args(Table("k2"), args) is not first and len(built) == 2
+    args.top_tokens = 6
+    monosemanticity_cli.library_from_args(Table("k2"), args)
+    assert len(built) == 3

@@ -50,12 +50,17 @@ def add_library_arguments(parser: argparse.ArgumentParser, *, unit: str = "neuro
     )
 
 
+_LAST_LIBRARY: dict[tuple[Any, ...], Any] = {}  # at most one entry: the library of the last table asked for
+
+
 def library_from_args(table: Any, args: argparse.Namespace) -> Any:
-    """The automatic label library of `table` with the options of `add_library_arguments` (and compounds if given)."""
+    """The automatic label library of `table` with the options of `add_library_arguments` (and compounds if given).
+
+    Two models with one tokenizer have the same token table (the same ``meta["key"]``): the second gets the first's
+    library object instead of a copy (a [n_tokens, n_labels] bool matrix: 0.66 GB at the full profile)."""
     from featuretests.analysis.library import build_library
 
-    return build_library(
-        table,
+    options = dict(
         top_tokens=args.top_tokens,
         top_levels=args.top_levels,
         min_positives=args.min_positives,
@@ -63,6 +68,11 @@ def library_from_args(table: Any, args: argparse.Namespace) -> Any:
         top_bigrams=getattr(args, "top_bigrams", 0),
         top_context=getattr(args, "top_context", 0),
     )
+    key = (table.meta.get("key"), len(table), *sorted(options.items()))
+    if key[0] is None or key not in _LAST_LIBRARY:
+        _LAST_LIBRARY.clear()
+        _LAST_LIBRARY[key] = build_library(table, **options)
+    return _LAST_LIBRARY[key]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
