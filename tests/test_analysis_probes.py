@@ -146,3 +146,15 @@ def test_expected_layer_is_the_centre_of_gravity_of_the_gains() -> None:
     assert expected_layer([_result(*r) for r in flat])[0] is None
     no_auc = [("resid.pre L0", None), ("resid.post L0", 0.8)]
     assert "no AUROC" in expected_layer([_result(*r) for r in no_auc])[1]
+
+
+def test_training_rows_are_a_seeded_subset_of_the_training_split() -> None:
+    from featuretests.analysis.probes import training_rows
+
+    test = np.zeros(1000, dtype=bool)
+    test[::3] = True
+    rows = training_rows(test, max_train=100, seed=4)
+    assert len(rows) == 100 and (np.diff(rows) > 0).all() and not test[rows].any()
+    assert (training_rows(test, max_train=100, seed=4) == rows).all()
+    assert (training_rows(test, max_train=100, seed=5) != rows).any()
+    assert (training_rows(test, max_train=10_000, seed=4) == np.flatnonzero(~test)).all()
