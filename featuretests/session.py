@@ -143,8 +143,15 @@ class Session:
         return self._stores[(name, kind)]
 
     def acts(self, corpus: Any, layer: int, kind: str = "mlp.post") -> np.ndarray:
-        """Activations [n_tokens, n_units] (float32) of layer `layer`, rows aligned with the token table."""
-        return np.asarray(self.store(corpus, kind).acts(hook_name(kind, layer)), dtype=np.float32)
+        """Activations [n_tokens, n_units] (float32) of layer `layer`, rows aligned with the token table.
+
+        An in-memory copy: 2 GB for 1M tokens x 512 units. Code that reads a few units or blocks of rows should use
+        `acts_mapped`."""
+        return np.asarray(self.acts_mapped(corpus, layer, kind), dtype=np.float32)
+
+    def acts_mapped(self, corpus: Any, layer: int, kind: str = "mlp.post") -> np.memmap:
+        """The same activations as `acts`, as the store's read-only float16 memmap (nothing is read until used)."""
+        return self.store(corpus, kind).acts(hook_name(kind, layer))
 
     # -- judging ------------------------------------------------------------------------------------------------
     def _labels(self, h: Hypothesis, corpus: Any) -> tuple[Any, np.ndarray]:

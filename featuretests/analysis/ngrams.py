@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     everywhere = np.ones(len(token_id), dtype=bool)
     summary, listed, data = [], [], {}
     for layer in layers(args, s.model.n_layers):
-        e = explain(s.acts(args.corpus, layer, "mlp.post"), lib.matrix, doc, seed=s.seed)
+        e = explain(s.acts_mapped(args.corpus, layer, "mlp.post"), lib.matrix, doc, seed=s.seed)
         rep = represented(lib, e, f1_min=args.f1, min_gain=args.min_gain)
         w = layer_weights(s.model, layer)
         weights_dla = dla(w.w_out, w.w_u)  # [U, vocab]

@@ -276,7 +276,7 @@ def probe_sites(
     """Probe every site kind at each of `layers`, then sparse probes on k ``mlp.post`` neurons per layer for each k.
 
     acts(kind, layer) -> [n_tokens, width] activations aligned with y and doc ([n_tokens] each), e.g.
-    ``lambda kind, layer: session.acts(corpus, layer, kind)``. ``resid.pre`` of layer l > 0 equals ``resid.post``
+    ``lambda kind, layer: session.acts_mapped(corpus, layer, kind)``. ``resid.pre`` of layer l > 0 equals ``resid.post``
     of layer l - 1 and is skipped. Same document split for every site.
     """
     y = np.asarray(y).astype(bool)
@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
     sites = [x.strip() for x in args.sites.split(",") if x.strip()]
     ks = [int(k) for k in str(args.k).split(",") if k.strip()]
     results = probe_sites(
-        lambda kind, layer: s.acts(args.corpus, layer, kind),
+        lambda kind, layer: s.acts_mapped(args.corpus, layer, kind),
         layers(args, s.model.n_layers),
         y,
         np.asarray(table.doc),

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     names = lib.names
     summary, listed, data = [], [], {}
     for layer in layers(args, s.model.n_layers):
-        acts = s.acts(args.corpus, layer, "mlp.post")
+        acts = s.acts_mapped(args.corpus, layer, "mlp.post")  # read 32 units at a time below
         kinds, neurons = [], []
         block: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         for u in range(acts.shape[1]):
