@@ -319,6 +319,8 @@ def ablate_check(
     mean next-token loss. Pass ``fixes.subset(fixes.errors(min_gap))`` to check the error tokens only."""
     import torch
 
+    from featuretests.harvest.run import check_device
+
     units = torch.as_tensor(list(neurons), dtype=torch.long)
 
     def zero(t: Any, hook: Any) -> Any:
@@ -329,7 +331,7 @@ def ablate_check(
     n = len(fixes.row)
     bug, loss = np.zeros(n, bool), np.zeros(n)
     wins = np.unique(fixes.window)
-    dev = next(model.bridge.parameters()).device
+    dev = check_device(model, None)  # the model's device
     fwd = [(hook_name("mlp.post", layer), zero)] if len(units) else []
     for c0 in range(0, len(wins), batch_size):
         chunk = wins[c0 : c0 + batch_size]

@@ -52,6 +52,8 @@ def swap_current_token(
     Each window is cut after the example position; `batch_size` windows per forward pass on the model's device."""
     import torch
 
+    from featuretests.harvest.run import check_device
+
     nid = parse_neuron(neuron).check(n_layers=model.n_layers, n_units=model.d_mlp, model=model.name)
     ex = np.asarray(examples, dtype=np.int64).reshape(-1, 2)
     reps = np.asarray(replacements, dtype=np.int64)
@@ -62,7 +64,7 @@ def swap_current_token(
     flat_ex = np.repeat(np.arange(len(ex)), tokens.shape[1])
     flat_tok = tokens.reshape(-1)
     out = np.zeros(len(flat_ex))
-    dev = next(model.bridge.parameters()).device
+    dev = check_device(model, None)  # the model's device
     hook = hook_name("mlp.post", nid.layer)
     for c0 in range(0, len(flat_ex), batch_size):
         idx = np.arange(c0, min(c0 + batch_size, len(flat_ex)))
