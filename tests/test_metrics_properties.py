@@ -6,11 +6,13 @@ import functools
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from featuretests import metrics as ftm
+from featuretests.errors import InvalidArgument
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -107,6 +109,27 @@ def test_histogram_auroc_stays_within_its_error_bound(data) -> None:
     stats = ftm.binned_stats(acts, label, n_bins=4)
     gap = np.abs(ftm.auroc_from_bins(stats).filled(0) - ftm.auroc(acts, label).filled(0))
     assert (gap <= ftm.auroc_bin_error_bound(stats)[0] + 1e-12).all()
+
+
+@SETTINGS
+@given(acts_and_label(), st.randoms(use_true_random=False))
+def test_positive_rows_of_a_subset_bin_like_the_copied_subset(data, random) -> None:
+    acts, label = data
+    labels = np.stack([label, ~label, np.zeros_like(label)], axis=1)
+    keep = np.array(sorted(random.sample(range(len(label)), k=max(1, len(label) // 2))))
+    copied = ftm.binned_stats(acts[keep], labels[keep], n_bins=4)
+    indexed = ftm.binned_stats(acts[keep], ftm.PositiveRows.of(labels, tokens=keep), n_bins=4)
+    np.testing.assert_array_equal(indexed.positive_counts, copied.positive_counts)
+    np.testing.assert_array_equal(indexed.counts, copied.counts)
+
+
+def test_positive_rows_must_match_the_activations() -> None:
+    rows = ftm.PositiveRows.of(np.array([True, False, True]), tokens=[0, 2])
+    assert [r.tolist() for r in rows.rows] == [[0, 1]]
+    with pytest.raises(InvalidArgument, match="PositiveRows index 2 tokens"):
+        ftm.binned_stats(np.zeros((3, 1)), rows)
+    with pytest.raises(InvalidArgument, match="tokens must index rows"):
+        ftm.PositiveRows.of(np.array([True, False]), tokens=[2])
 
 
 # --- label flips --------------------------------------------------------------------------------------------------

@@ -30,7 +30,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from featuretests.errors import InvalidArgument
-from featuretests.metrics import auroc_from_bins, band_precision, binned_stats, spearman, split_by_documents
+from featuretests.metrics import (
+    PositiveRows,
+    auroc_from_bins,
+    band_precision,
+    binned_stats,
+    spearman,
+    split_by_documents,
+)
 from featuretests.metrics.scores import Scores
 from featuretests.metrics.thresholds import Split
 
@@ -133,7 +140,8 @@ def explain(
         raise InvalidArgument(f"labels must be bool [n_tokens={n_tokens}, n_labels >= 1]; got shape {y.shape}")
     split = split_by_documents(np.asarray(doc_ids), fraction=fit_fraction, seed=seed)
     fit_rows, rep_rows = np.flatnonzero(split.fit), np.flatnonzero(split.report)
-    y_fit, y_rep = y[fit_rows], y[rep_rows]
+    # Each half's positive rows, found once: no copy of the label matrix, no rescan of it per block of units.
+    y_fit, y_rep = PositiveRows.of(y, tokens=fit_rows), PositiveRows.of(y, tokens=rep_rows)
     n_labels = y.shape[1]
     out = {k: np.zeros((n_labels, n_units)) for k in ("fit", "report", "denom", "threshold", "auc_fit", "auc_rep")}
     for start in range(0, n_units, block):
@@ -145,7 +153,7 @@ def explain(
             out[k][:, sl] = v
         out["auc_fit"][:, sl] = auroc_from_bins(fit).filled(-1.0)
         out["auc_rep"][:, sl] = auroc_from_bins(rep).filled(-1.0)
-    no_fit = (y_fit.sum(axis=0) == 0)[:, None]
+    no_fit = np.array([r.size == 0 for r in y_fit.rows])[:, None]
     label_fit_f1 = Scores.build("fit_f1", out["fit"], [(no_fit, NO_FIT_POSITIVE)])
     label_f1 = Scores.build("f1", out["report"], [(no_fit, NO_FIT_POSITIVE), (out["denom"] == 0, NO_REPORT_EVIDENCE)])
     units = np.arange(n_units)

@@ -32,6 +32,7 @@ from featuretests.metrics.confusion import Confusion, confusion_counts
 from featuretests.metrics.forms import PositiveSumForm, positive_sum_form
 from featuretests.metrics.histograms import (
     BinnedStats,
+    PositiveRows,
     PRCurve,
     auroc_bin_error_bound,
     auroc_from_bins,
@@ -78,6 +79,7 @@ __all__ = [
     "Confusion",
     "LevelMeans",
     "PRCurve",
+    "PositiveRows",
     "PositiveSumForm",
     "Scores",
     "Split",

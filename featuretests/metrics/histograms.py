@@ -34,6 +34,7 @@ from featuretests.metrics.scores import Scores
 __all__ = [
     "BinnedStats",
     "PRCurve",
+    "PositiveRows",
     "auroc_bin_error_bound",
     "auroc_from_bins",
     "average_precision_from_bins",
@@ -73,6 +74,49 @@ class BinnedStats:
         return BinnedStats(self.edges, self.counts + other.counts, self.positive_counts + other.positive_counts)
 
 
+@dataclass(frozen=True)
+class PositiveRows:
+    """Each label's positive tokens as row indices, found once and reused by many `binned_stats` calls.
+
+    n_tokens: how many tokens the rows index. rows: one int array per label, ascending. Build with `of`; passing
+    ``tokens`` re-indexes into that subset (row i is ``tokens[i]``), so the labels of a fit or report half need no
+    copy of the label matrix.
+    """
+
+    n_tokens: int
+    rows: tuple[IntArray, ...]
+
+    @classmethod
+    def of(cls, labels: ArrayLike, *, tokens: ArrayLike | None = None) -> PositiveRows:
+        """labels: bool [n_tokens, n_labels] or [n_tokens]; tokens: optional distinct row indices to keep."""
+        y = np.asarray(labels)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.dtype != np.bool_:
+            raise InvalidArgument(f"labels must be bool [n_tokens, n_labels]; got {y.dtype} of shape {y.shape}")
+        if tokens is None:
+            return cls(y.shape[0], tuple(np.flatnonzero(y[:, h]) for h in range(y.shape[1])))
+        keep = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        if keep.size and (keep.min() < 0 or keep.max() >= y.shape[0]):
+            raise InvalidArgument(f"tokens must index rows 0..{y.shape[0] - 1} of the labels")
+        position = np.full(y.shape[0], -1, dtype=np.int64)
+        position[keep] = np.arange(keep.size)
+        rows = []
+        for h in range(y.shape[1]):
+            at = position[np.flatnonzero(y[:, h])]
+            rows.append(np.sort(at[at >= 0]))
+        return cls(int(keep.size), tuple(rows))
+
+
+def _positive_rows(labels: ArrayLike | PositiveRows, n_tokens: int) -> tuple[IntArray, ...]:
+    if isinstance(labels, PositiveRows):
+        if labels.n_tokens != n_tokens:
+            raise InvalidArgument(f"PositiveRows index {labels.n_tokens} tokens but acts has {n_tokens} rows")
+        return labels.rows
+    y, _ = as_bool_labels(labels, n_tokens)
+    return tuple(np.flatnonzero(y[:, h]) for h in range(y.shape[1]))
+
+
 def _sort_bins(x: FloatArray, n_bins: int) -> tuple[FloatArray, IntArray]:
     """Equal-count edges [n_bins + 1] of x [n] and each token's bin, from one sort (faster than a searchsorted)."""
     n = len(x)
@@ -99,24 +143,24 @@ def _check_edges(edges: ArrayLike, n_units: int) -> FloatArray:
 
 
 def binned_stats(
-    acts: ArrayLike, labels: ArrayLike, *, n_bins: int = 1024, edges: ArrayLike | None = None
+    acts: ArrayLike, labels: ArrayLike | PositiveRows, *, n_bins: int = 1024, edges: ArrayLike | None = None
 ) -> BinnedStats:
     """Histogram every unit of acts [n_tokens, n_units] (or [n_tokens]) for all tokens and for each label's positives.
 
-    labels: bool [n_tokens, n_labels] or [n_tokens]. edges: None for exact equal-count edges of these activations,
+    labels: bool [n_tokens, n_labels] or [n_tokens], or their `PositiveRows` (built once when the same labels are
+    binned against many blocks of units). edges: None for exact equal-count edges of these activations,
     or [n_units, n_bins + 1] (e.g. an earlier shard's ``BinnedStats.edges``) so that results can be merged.
     """
     a, _ = as_activations(acts)
-    y, _ = as_bool_labels(labels, a.shape[0])
+    positives = _positive_rows(labels, a.shape[0])
     n_tokens, n_units = a.shape
     given = None if edges is None else _check_edges(edges, n_units)
     n_bins = given.shape[1] - 1 if given is not None else n_bins
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
         raise InvalidArgument(f"n_bins must be an integer >= 2; got {n_bins!r}")
-    positives = [np.flatnonzero(y[:, h]) for h in range(y.shape[1])]
     out_edges = np.empty((n_units, n_bins + 1)) if given is None else given
     counts = np.zeros((n_units, n_bins), dtype=np.int64)
-    positive_counts = np.zeros((y.shape[1], n_units, n_bins), dtype=np.int64)
+    positive_counts = np.zeros((len(positives), n_units, n_bins), dtype=np.int64)
     # Blocks of ~16 units per million tokens (64 MB of float32): wide enough that gathering a positive token's bins
     # reads one useful row, small enough to keep memory flat.
     for block in unit_chunks(n_tokens, n_units, temporaries=1 / 4):
