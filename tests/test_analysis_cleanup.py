@@ -5,6 +5,7 @@ end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from featuretests.analysis.cleanup import SourceFixes, ablate_check, collect, error_tokens, fixer_stats, source_names
+from featuretests.analysis.cleanup import (
+    SourceFixes,
+    ablate_check,
+    bigram_keys,
+    collect,
+    error_tokens,
+    fixer_stats,
+    source_names,
+    ungrounded,
+)
 from featuretests.errors import InvalidArgument
 
 from .conftest import build_tiny_model
@@ -61,6 +71,19 @@ def test_plausible_errors_are_picks_the_source_gets_right_elsewhere() -> None:
     fx = _fixes([7, 5, 4, 9], [[1, 2], [7, 1], [9, 1], [3, 4]], [0.5, 2.0, 2.0, 0.3], [1, 3, 3, 5])
     assert fx.errors(1.0).tolist() == [False, True, True, False]
     assert fx.errors(1.0, plausible=True).tolist() == [False, True, False, False]
+
+
+def test_ungrounded_errors_are_picks_no_bigram_or_copy_explains() -> None:
+    """Window [5, 6, 7, 8]. Corpus pairs: 5->6, 6->7, 7->8 (doc 0), and 6->9 only across a document boundary.
+    At pos 1 (current 6): pick 9 never follows 6 within a document and is not in context -> ungrounded; pick 7
+    follows 6 -> grounded. At pos 2 (current 7): pick 5 is in the context -> grounded (a copy)."""
+    seen = bigram_keys(np.array([5, 6, 7, 8, 6, 9]), np.array([0, 0, 0, 0, 1, 2]))
+    assert ((seen >> 32).tolist(), (seen & 0xFFFFFFFF).tolist()) == ([5, 6, 7], [6, 7, 8])
+    windows = np.array([[5, 6, 7, 8]])
+    fx = _fixes([7, 7, 8], [[9, 1], [7, 1], [5, 1]], [2.0, 2.0, 2.0], [3, 3, 3])
+    fx = dataclasses.replace(fx, pos=np.array([1, 1, 2]))
+    assert ungrounded(fx, windows, seen).tolist() == [True, False, False]
+    assert ungrounded(fx, windows, seen[:0]).tolist() == [True, True, False]  # no corpus pairs: only copies ground
 
 
 def test_final_contrast_is_source_gap_plus_mlp_fix(tiny_tokenizer: Any) -> None:
@@ -143,6 +166,11 @@ def test_analyze_cleanup_writes_strict_json(
     assert "direct" in capsys.readouterr().out
     md = (tmp_path / "out" / "cleanup.md").read_text()
     assert "### Layer 0, source L0H1" in md
+    args = cli_args(cleanup_cli, tiny_model_dir, tmp_path, [*extra, "--ungrounded", "--sources", "direct"], monkeypatch)
+    assert cleanup_cli.run(args) == 0
+    strict = json.loads((tmp_path / "out" / "cleanup.json").read_text())
+    assert strict["ungrounded"] is True
+    assert strict["sources"]["L0/direct"]["error_tokens"] <= data["sources"]["L0/direct"]["error_tokens"]
 
 
 def test_analyze_cleanup_refuses_bad_options(
@@ -152,4 +180,7 @@ def test_analyze_cleanup_refuses_bad_options(
 
     args = cli_args(cleanup_cli, tiny_model_dir, tmp_path, ["--min-gap", "0"], monkeypatch)
     with pytest.raises(InvalidArgument, match="--min-gap must be > 0"):
+        cleanup_cli.run(args)
+    args = cli_args(cleanup_cli, tiny_model_dir, tmp_path, ["--plausible", "--ungrounded"], monkeypatch)
+    with pytest.raises(InvalidArgument, match="pass one of them"):
         cleanup_cli.run(args)

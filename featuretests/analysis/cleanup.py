@@ -46,10 +46,12 @@ __all__ = [
     "Cleanup",
     "SourceFixes",
     "ablate_check",
+    "bigram_keys",
     "collect",
     "error_tokens",
     "fixer_stats",
     "source_names",
+    "ungrounded",
 ]
 
 
@@ -99,6 +101,32 @@ class Cleanup:
 
     layer: int
     sources: dict[str, SourceFixes] = field(default_factory=dict)
+
+
+def bigram_keys(token_ids: np.ndarray, doc: np.ndarray) -> np.ndarray:
+    """Sorted unique keys ``a << 32 | b`` of every token pair (a, b) adjacent within one document of a table."""
+    t, d = np.asarray(token_ids, dtype=np.int64), np.asarray(doc)
+    same = d[:-1] == d[1:]
+    return np.unique((t[:-1][same] << 32) | t[1:][same])
+
+
+def ungrounded(fixes: SourceFixes, windows: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """[n] bool: the source's first wrong token has no footing in the data the model reads at that token.
+
+    It never follows the current token in the corpus (its bigram key is not in `seen`, from `bigram_keys`) and it
+    does not occur in the window up to the current position (so no head can have copied it). A lead for such a
+    token is neither a bigram guess nor a copy: the closest token-level reading of superposition interference
+    (9.27) this analysis has; a skip-trigram completion of an earlier token is not excluded.
+    """
+    current = windows[fixes.window, fixes.pos].astype(np.int64)
+    wrong = fixes.wrong[:, 0].astype(np.int64)
+    keys = (current << 32) | wrong
+    at = np.minimum(np.searchsorted(seen, keys), max(len(seen) - 1, 0))
+    seen_after = (seen[at] == keys) if len(seen) else np.zeros(len(keys), dtype=bool)
+    context = windows[fixes.window]  # [n, ctx]
+    upto = np.arange(windows.shape[1])[None, :] <= fixes.pos[:, None]
+    in_context = ((context == wrong[:, None]) & upto).any(axis=1)
+    return ~seen_after & ~in_context
 
 
 def source_names(model: Any, layer: int) -> list[str]:

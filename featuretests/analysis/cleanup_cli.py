@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from featuretests.analysis.cleanup import SourceFixes, ablate_check, collect, fixer_stats
+from featuretests.analysis.cleanup import SourceFixes, ablate_check, bigram_keys, collect, fixer_stats, ungrounded
 from featuretests.errors import InvalidArgument
 
 __all__ = ["add_arguments", "run"]
@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="count an error only when the wrong pick is a token the source ranks in its top k where it is the "
         "actual next token (skip-trigram bugs, 9.31), not any token it happens to raise",
     )
+    parser.add_argument(
+        "--ungrounded",
+        action="store_true",
+        help="count an error only when the wrong pick never follows the current token in the corpus and is not in "
+        "the context so far (a lead no bigram or copy explains: the interference reading of 9.27)",
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -55,6 +61,9 @@ def _check(args: argparse.Namespace) -> None:
     require_positive(args, "k", "max_windows", "top")
     if args.min_gap <= 0 or args.ablate < 0 or args.examples < 0 or args.bootstrap < 0:
         raise InvalidArgument("--min-gap must be > 0; --ablate, --examples and --bootstrap must be >= 0")
+    if args.plausible and getattr(args, "ungrounded", False):
+        msg = "--plausible and --ungrounded select opposite errors (learnt picks vs picks with no footing)"
+        raise InvalidArgument(msg + "; pass one of them")
 
 
 def _num(x: float) -> float | None:
@@ -89,10 +98,19 @@ def _pairs(err: SourceFixes, windows: np.ndarray, vocab: Any, n: int = 5) -> lis
 
 
 def _source_report(
-    args: argparse.Namespace, s: Any, fixes: SourceFixes, layer: int, windows: np.ndarray, doc: np.ndarray
+    args: argparse.Namespace,
+    s: Any,
+    fixes: SourceFixes,
+    layer: int,
+    windows: np.ndarray,
+    doc: np.ndarray,
+    seen: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(summary row, details) of one source: its errors, the MLP's share, the best fixers and the causal check."""
+    """(summary row, details) of one source: its errors, the MLP's share, the best fixers and the causal check.
+    `seen`: the corpus's bigram keys, given with ``--ungrounded``."""
     mask = fixes.errors(args.min_gap, plausible=args.plausible)
+    if seen is not None:
+        mask &= ungrounded(fixes, windows, seen)
     st = fixer_stats(fixes, doc, mask, n_resamples=args.bootstrap, seed=s.seed)
     err = fixes.subset(mask)
     order = np.argsort(-np.nan_to_num(st["excess"], nan=-np.inf), kind="stable")
@@ -139,12 +157,14 @@ def run(args: argparse.Namespace) -> int:
     windows, rows = windows[: args.max_windows], rows[: args.max_windows]
     doc = np.asarray(table.doc)[: int(rows.max()) + 1]
     sources = args.sources.split(",") if args.sources else None
+    ungrounded_only = bool(getattr(args, "ungrounded", False))
+    seen = bigram_keys(np.asarray(table.token_id), np.asarray(table.doc)) if ungrounded_only else None
     summary, data, md = [], {}, []
     for layer in layers(args, s.model.n_layers):
         res = collect(s.model, windows, rows, layer, sources=sources, k=args.k, device=args.device,
                       batch_size=s.batch_size)  # fmt: skip
         for src, fixes in res.sources.items():
-            row, detail = _source_report(args, s, fixes, layer, windows, doc)
+            row, detail = _source_report(args, s, fixes, layer, windows, doc, seen)
             summary.append({"layer": layer} | row)
             data[f"L{layer}/{src}"] = row | detail
             md.append(f"### Layer {layer}, source {src}\n\n" + markdown_table(detail["neurons"], NEURONS))
@@ -154,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
     columns = ["layer", *SUMMARY]
     head = f"{s.model.name} on {args.corpus}: {len(windows)} windows, k={args.k}, min gap {args.min_gap}"
     head += ", plausible wrong picks only" if args.plausible else ""
+    if ungrounded_only:
+        head += ", ungrounded wrong picks only (never after the current token in the corpus, not in context)"
     print(head + "\n" + text_table(summary, columns))
     text = (
         f"# Clean-up of upstream errors\n\n{head}. A source errs where it raises a wrong token >= min gap logits above "
@@ -163,6 +185,6 @@ def run(args: argparse.Namespace) -> int:
         + markdown_table(summary, columns) + "\n\n" + "\n\n".join(md)
     )  # fmt: skip
     meta = {"analysis": "cleanup", "model": s.model.name, "corpus": args.corpus, "k": args.k, "min_gap": args.min_gap}
-    meta["plausible"] = args.plausible
+    meta["plausible"], meta["ungrounded"] = args.plausible, ungrounded_only
     report(args, "cleanup", meta | {"n_windows": len(windows), "sources": data, "undefined": UNDEFINED}, text, {})
     return 0
