@@ -23,6 +23,7 @@ from featuretests.analysis.monosemanticity import (
     tails_vs_monosemanticity,
     top_activation_precision,
 )
+from featuretests.labels.base import Categorical
 from featuretests.metrics.scores import Scores
 from featuretests.tokens import ColumnInfo
 
@@ -30,7 +31,8 @@ N, V, DOCS = 12_000, 40, 60
 
 
 class _Table:
-    """The part of a TokenTable the library reads: column_info, col() and len()."""
+    """The part of a TokenTable the library reads: column_info, col(), stored() and len(); string columns are
+    stored as codes, as in a TokenTable."""
 
     def __init__(self, columns: dict[str, tuple[str, str, np.ndarray]]) -> None:
         self._cols = {k: v[2] for k, v in columns.items()}
@@ -43,6 +45,10 @@ class _Table:
 
     def col(self, name: str) -> np.ndarray:
         return self._cols[name]
+
+    def stored(self, name: str) -> Any:
+        values = self._cols[name]
+        return Categorical.from_values(values) if values.dtype.kind == "U" else values
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +88,17 @@ def test_library_discovers_columns_and_filters_prevalence(planted: dict[str, Any
     t = planted["table"]
     code = compile(lib.expressions[names.index("text == 'w7'")], "<e>", "eval")
     assert np.array_equal(eval(code, {}, {"t": _Attr(t)}), planted["tok"] == 7)
+
+
+def test_library_merges_categories_that_repeat_a_value() -> None:
+    """Byte-fragment tokens share one category value ("\ufffd" twice): one label, true on both codes' rows."""
+    codes = np.repeat(np.arange(4), 25)  # 100 tokens, 25 per code
+    cat = Categorical(codes.astype(np.uint8), np.array(["a", "\ufffd", "b", "\ufffd"]))
+    table = _Table({"text": ("token", "str", cat.values())})
+    table.stored = lambda name: cat  # type: ignore[method-assign]
+    lib = build_library(table, top_tokens=10, min_positives=5, max_prevalence=0.6)
+    assert sorted(lib.names) == sorted(["text == 'a'", "text == 'b'", "text == '\ufffd'"])
+    np.testing.assert_array_equal(lib.matrix[:, lib.names.index("text == '\ufffd'")], codes % 2 == 1)
 
 
 class _Attr:
@@ -167,6 +184,8 @@ def test_chunks_of_one_file_share_a_group() -> None:
     ids = np.array(["py/a.py#0", "py/a.py#1", "py/b.py#0", "py#3", "py#4", "py/a.py#0"])
     g = source_files(ids, "py")
     assert g[0] == g[1] == g[5] and len({g[0], g[2], g[3], g[4]}) == 4
+    names, doc = np.unique(ids, return_inverse=True)  # one id per document, tokens as indices: the same groups
+    np.testing.assert_array_equal(source_files(names, "py", doc=doc), g)
 
 
 # --- Compound labels ----------------------------------------------------------------------------------------------

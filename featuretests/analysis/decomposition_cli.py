@@ -157,7 +157,7 @@ def _figure(layers: list[dict[str, Any]]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Decompose every layer (or --layer) of --model over --corpus; print, and write JSON, Markdown, SVG, HTML."""
-    from featuretests.analysis.monosemanticity import source_files
+    from featuretests.analysis.monosemanticity import table_source_files
     from featuretests.cli_analyze import layers, markdown_table, report, session, text_table
     from featuretests.errors import InvalidArgument
     from featuretests.models.hooks import hook_name
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     lib = library_from_args(table, args)
     doc = np.asarray(table.doc)
     if args.split_by == "file":
-        doc = source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", args.corpus)))
+        doc = table_source_files(table, args.corpus)
     store = s.store(args.corpus, "mlp.post")
     results = [
         analyse_layer(store.acts(hook_name("mlp.post", layer)), layer, table, lib, doc, args)

@@ -54,13 +54,13 @@ def _groups(s: Any, corpus: str, by: str) -> Any:
     """The resampling unit of every token: its source file or document (token table), or its window (activation
     store rows). Files group the chunks of one source file (`monosemanticity.source_files`), as that analysis does."""
     from featuretests.analysis.distribution_ci import window_groups
-    from featuretests.analysis.monosemanticity import source_files
+    from featuretests.analysis.monosemanticity import table_source_files
 
     if by == "window":
         return window_groups(s.store(corpus, "mlp.pre"))
     table = s.table(corpus)
     if by == "file":
-        return source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", corpus)))
+        return table_source_files(table, corpus)
     return np.asarray(table.doc)
 
 

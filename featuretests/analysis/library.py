@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from featuretests.labels.base import Categorical
+
 __all__ = ["CONTEXT_COLUMNS", "Library", "build_library", "compound_labels"]
 
 CONTEXT_COLUMNS = ("lang", "domain")  # string columns whose levels are contexts; boolean ``in_*`` columns also are
@@ -89,10 +91,39 @@ class Library:
         )
 
 
-def _levels(values: np.ndarray, top: int, min_positives: int, skip: Sequence[Any]) -> list[tuple[Any, np.ndarray]]:
+def _kind(table: Any, name: str, declared: str) -> str:
+    """ "bool", "str", "int" or "other", from the stored column: a string column is never decoded to find out (the
+    table caches decoded columns, and every string column of a 1M-token table decoded is gigabytes)."""
+    stored = table.stored(name)
+    if isinstance(stored, Categorical):
+        return "str"
+    dtype = np.asarray(stored).dtype
+    if declared == "bool" or dtype == np.bool_:
+        return "bool"
+    if declared == "str" or dtype.kind == "U":
+        return "str"
+    return "int" if dtype.kind in "iu" else "other"
+
+
+def _factorized(table: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, sorted; each row's index into them) of a string or integer column. A column stored as
+    codes is factorised through its categories (which may repeat a value), never as an [n_tokens] string array."""
+    stored = table.stored(name)
+    if isinstance(stored, Categorical):
+        if len(stored.categories) == 0:  # every row is ""
+            return np.array([""]), np.zeros(len(stored.codes), dtype=np.intp)
+        uniq, of_category = np.unique(stored.categories, return_inverse=True)
+        return uniq, of_category.reshape(-1)[stored.codes]
+    uniq, inverse = np.unique(np.asarray(stored), return_inverse=True)
+    return uniq, inverse.reshape(-1)
+
+
+def _levels(
+    factorized: tuple[np.ndarray, np.ndarray], top: int, min_positives: int, skip: Sequence[Any]
+) -> list[tuple[Any, np.ndarray]]:
     """The `top` most frequent values (ties by value) with >= min_positives rows, each with its mask."""
-    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
+    uniq, inverse = factorized
+    counts = np.bincount(inverse, minlength=len(uniq))
     order = np.lexsort((np.arange(len(uniq)), -counts))
     out = []
     for k in order:
@@ -132,14 +163,16 @@ def build_library(
     for name, info in table.column_info.items():
         if name in SKIP or name.endswith("_source") or (columns is not None and name not in columns):
             continue
-        values = table.col(name)
-        if info.kind == "bool" or values.dtype == np.bool_:
-            entries = [(f"t.{name}", np.asarray(values, dtype=bool))]
-        elif info.kind == "str" or values.dtype.kind == "U":
+        kind = _kind(table, name, info.kind)
+        if kind == "bool":
+            entries = [(f"t.{name}", np.asarray(table.col(name), dtype=bool))]
+        elif kind == "str":
             top = top_tokens if name == "text" else top_levels
-            entries = [(f"t.{name} == {v!r}", m) for v, m in _levels(values, top, min_positives, ("",))]
-        elif values.dtype.kind in "iu":
-            entries = [(f"t.{name} == {int(v)}", m) for v, m in _levels(values, top_levels, min_positives, (-1,))]
+            levels = _levels(_factorized(table, name), top, min_positives, ("",))
+            entries = [(f"t.{name} == {v!r}", m) for v, m in levels]
+        elif kind == "int":
+            levels = _levels(_factorized(table, name), top_levels, min_positives, (-1,))
+            entries = [(f"t.{name} == {int(v)}", m) for v, m in levels]
         else:
             continue
         for expr, mask in entries:
@@ -167,8 +200,8 @@ def build_library(
     return lib
 
 
-def _is_context(name: str, kind: str, dtype: np.dtype[Any]) -> bool:
-    return name in CONTEXT_COLUMNS or ((kind == "bool" or dtype == np.bool_) and name.startswith("in_"))
+def _is_context(table: Any, name: str, declared: str) -> bool:
+    return name in CONTEXT_COLUMNS or (name.startswith("in_") and _kind(table, name, declared) == "bool")
 
 
 def _keep_pairs(
@@ -184,10 +217,10 @@ def _bigrams(
     """(expression, name, mask) of the `top` most frequent kept (previous token, token) pairs."""
     if top <= 0 or "text" not in table.column_info or "prev_1" not in table.column_info:
         return []
-    text, prev = np.asarray(table.col("text")), np.asarray(table.col("prev_1"))
-    t_vals, t_code, t_count = np.unique(text, return_inverse=True, return_counts=True)
-    p_vals, p_code, p_count = np.unique(prev, return_inverse=True, return_counts=True)
-    key = p_code.reshape(-1).astype(np.int64) * len(t_vals) + t_code.reshape(-1)
+    t_vals, t_code = _factorized(table, "text")
+    p_vals, p_code = _factorized(table, "prev_1")
+    t_count, p_count = np.bincount(t_code, minlength=len(t_vals)), np.bincount(p_code, minlength=len(p_vals))
+    key = p_code.astype(np.int64) * len(t_vals) + t_code
     k_vals, k_code, k_count = np.unique(key, return_inverse=True, return_counts=True)
     k_code = k_code.reshape(-1)
     pi, ti = k_vals // len(t_vals), k_vals % len(t_vals)
@@ -204,24 +237,25 @@ def _contexts(table: Any, min_positives: int, top_levels: int) -> list[tuple[str
     """(column, expression, name, mask) of every context: lang/domain levels and boolean in_* columns."""
     out = []
     for name, info in table.column_info.items():
-        values = table.col(name)
-        if not _is_context(name, info.kind, values.dtype):
+        if not _is_context(table, name, info.kind):
             continue
         if name in CONTEXT_COLUMNS:
-            for v, mask in _levels(np.asarray(values), top_levels, min_positives, ("",)):
+            for v, mask in _levels(_factorized(table, name), top_levels, min_positives, ("",)):
                 out.append((name, f"t.{name} == {v!r}", f"{name} == {v!r}", mask))
         else:
-            mask = np.asarray(values, dtype=bool)
+            mask = np.asarray(table.col(name), dtype=bool)
             if mask.sum() >= min_positives:
                 out.append((name, f"t.{name}", name, mask))
     return out
 
 
-def _pair_counts(a: np.ndarray, b: np.ndarray, rows: int = 1 << 16) -> np.ndarray:
-    """#{a[:, i] & b[:, j]} [A, B] for bool matrices [n, A] and [n, B], a block of rows at a time."""
-    out = np.zeros((a.shape[1], b.shape[1]))
+def _pair_counts(a: np.ndarray, b: np.ndarray, a_columns: np.ndarray, rows: int = 1 << 16) -> np.ndarray:
+    """#{a[:, i] & b[:, j]} [A, B] for the `a_columns` of bool matrix `a` and bool matrix [n, B] `b`, a block of
+    rows at a time (no copy of the chosen columns of `a`)."""
+    out = np.zeros((len(a_columns), b.shape[1]))
     for start in range(0, a.shape[0], rows):
-        out += a[start : start + rows].T.astype(np.float32) @ b[start : start + rows].astype(np.float32)
+        block = a[start : start + rows, a_columns]
+        out += block.T.astype(np.float32) @ b[start : start + rows].astype(np.float32)
     return np.rint(out)
 
 
@@ -253,11 +287,10 @@ def compound_labels(
     base = [i for i, c in enumerate(singles.columns) if c not in context_columns]
     if contexts and base:
         ctx_matrix = np.stack([c[3] for c in contexts], axis=1)
-        base_matrix = singles.matrix[:, base]
-        pairs = _pair_counts(base_matrix, ctx_matrix)
+        pairs = _pair_counts(singles.matrix, ctx_matrix, np.asarray(base))
         keep = _keep_pairs(
             pairs,
-            base_matrix.sum(axis=0)[:, None],
+            singles.matrix.sum(axis=0)[base][:, None],
             ctx_matrix.sum(axis=0)[None, :],
             min_positives,
             max_count,

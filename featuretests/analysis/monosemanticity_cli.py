@@ -108,7 +108,7 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
         band_precision_profile,
         explain,
         report_counts,
-        source_files,
+        table_source_files,
         top_activation_precision,
     )
     from featuretests.cli_analyze import layers, session
@@ -119,7 +119,7 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
     lib = library_from_args(table, args)
     doc = np.asarray(table.doc)
     if args.split_by == "file":
-        doc = source_files(np.asarray(table.doc_id), str(table.meta.get("corpus_name", args.corpus)))
+        doc = table_source_files(table, args.corpus)
     parts: dict[str, list[Any]] = {k: [] for k in ("names", "e", "counts", "kurt", "bands", "sources", "top")}
     store = s.store(args.corpus, "mlp.post")
     for layer in layers(args, s.model.n_layers):
