@@ -46,6 +46,18 @@ def test_tuning_is_invariant_to_scale_and_shift_of_a_unit_and_to_document_order(
     np.testing.assert_allclose(renamed.curves, base.curves)
 
 
+def test_tuning_read_in_row_blocks_equals_one_pass() -> None:
+    """Streaming a float16 layer in blocks of 7 rows (sums and Chan-merged moments) gives the one-pass numbers."""
+    acts, value, doc = _tiled()
+    values, index = keep_values(value, doc, max_values=10, min_count=10, min_docs=2)
+    half = acts.astype(np.float16)
+    whole = tuning(half, index, doc, values, n_resamples=30, block=len(acts))
+    blocks = tuning(half, index, doc, values, n_resamples=30, block=7)
+    np.testing.assert_allclose(blocks.curves, whole.curves, rtol=1e-12)
+    np.testing.assert_allclose(blocks.selectivity, whole.selectivity, rtol=1e-9)
+    assert blocks.stability.tolist() == whole.stability.tolist()
+
+
 def test_a_constant_unit_is_undefined_not_a_member() -> None:
     acts, value, doc = _tiled()
     acts[:, 4] = 1.5

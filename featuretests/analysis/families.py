@@ -100,23 +100,42 @@ def keep_values(
     return [uniq[i].item() for i in ok], out
 
 
-def tuning(acts: np.ndarray, value_index: np.ndarray, doc: np.ndarray, values: list[Any], **boot: Any) -> Tuning:
+def _block_moments(a: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(rows, mean [U], sum of squared deviations [U]) of one block, for Chan's pairwise merge."""
+    mean = a.mean(axis=0)
+    return a.shape[0], mean, ((a - mean) ** 2).sum(axis=0)
+
+
+def tuning(
+    acts: Any, value_index: np.ndarray, doc: np.ndarray, values: list[Any], *, block: int = 1 << 15, **boot: Any
+) -> Tuning:
     """Tuning curves, preferences, selectivity and bootstrap stability for acts [n, U] over `values` (from
     `keep_values`; `value_index` per row, -1 for rows left out). `boot`: ``n_resamples`` (200) and ``seed`` (0).
+
+    `acts` may be a float16 memmap: the kept rows are read `block` at a time (float64 per block only), so memory
+    is [documents x values x U] sums, not a float64 copy of the layer.
     """
     n_values = len(values)
     if n_values < 2:
         raise InvalidArgument(f"a family needs at least 2 values of the label; got {n_values}")
-    keep = value_index >= 0
-    a = np.asarray(acts[keep], dtype=np.float64)
-    v = value_index[keep]
-    docs, n_docs = group_codes(doc[keep], len(v))
+    rows = np.flatnonzero(value_index >= 0)
+    v = value_index[rows]
+    docs, n_docs = group_codes(doc[rows], len(v))
     cells = docs * n_values + v  # one group per (document, value)
-    sums = group_sums(cells, n_docs * n_values, a).reshape(n_docs, n_values, -1)  # [D, V, U]
+    width = int(acts.shape[1])
+    sums = np.zeros((n_docs * n_values, width))
+    n, mean, m2 = 0, np.zeros(width), np.zeros(width)
+    for start in range(0, len(rows), block):
+        a = np.asarray(acts[rows[start : start + block]], dtype=np.float64)
+        sums += group_sums(cells[start : start + block], n_docs * n_values, a)
+        k, k_mean, k_m2 = _block_moments(a)
+        delta, n = k_mean - mean, n + k
+        mean, m2 = mean + delta * (k / n), m2 + k_m2 + delta**2 * (k * (n - k) / n)
+    sums = sums.reshape(n_docs, n_values, width)  # [D, V, U]
     counts = np.bincount(cells, minlength=n_docs * n_values).reshape(n_docs, n_values).astype(np.float64)
     total = counts.sum(0)
     curves = sums.sum(0) / total[:, None]
-    sd = a.std(axis=0)
+    sd = np.sqrt(m2 / max(n, 1))
     defined = sd > 0
     preferred = curves.argmax(0)
     ordered = np.sort(curves, axis=0)
@@ -281,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     data |= {"n_tokens": int((index >= 0).sum()), "n_left_out": int((index < 0).sum()), "layers": []}
     out, md, panels = [], ["# Neuron families (9.29)"], []
     for layer in layers(args, s.model.n_layers):
-        fam = layer_family(args, s.model, s.acts(args.corpus, layer, "mlp.post"), layer, kept)
+        fam = layer_family(args, s.model, s.acts_mapped(args.corpus, layer, "mlp.post"), layer, kept)
         data["layers"].append(fam)
         eq = fam["equivariance"]
         eq_text = f"rho {eq['rho']:.3f}, p {eq['p_value']:.3g}" if eq["rho"] is not None else f"n/a ({eq['reason']})"
