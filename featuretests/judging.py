@@ -28,6 +28,11 @@ def _search_metric(h: Hypothesis) -> str:
     return "auroc"
 
 
+def _column(session: Any, corpus: Any, neuron: NeuronId, kind: str) -> np.ndarray:
+    """One unit's activations as float32, read from the memmap (not a float32 copy of the whole layer)."""
+    return np.asarray(session.acts_mapped(corpus, neuron.layer, kind)[:, neuron.index], dtype=np.float32)
+
+
 def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[dict[str, Any]]]:
     """Search every unit (of h's layer, or all layers) by h's first ranking metric; the best and the top 10."""
     from featuretests.search import rank_units
@@ -152,7 +157,7 @@ def _checks(session: Any, h: Hypothesis, neuron: NeuronId, verdict: UnitVerdict)
         )
     for corpus, expr in h.controls:
         table = session.table(corpus)
-        a = session.acts(corpus, neuron.layer, h.target.unit_kind)[:, neuron.index]
+        a = _column(session, corpus, neuron, h.target.unit_kind)
         mask = np.ones(len(table), dtype=bool) if expr is None else np.asarray(expr(table), dtype=bool)
         threshold = verdict.threshold if verdict.threshold is not None else 0.0
         n = int(mask.sum())
@@ -202,7 +207,7 @@ def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[st
         if not c["passed"]
     ]
     first = verdicts[0]
-    a = session.acts(corpus, neurons[0].layer, h.target.unit_kind)[:, neurons[0].index]
+    a = _column(session, corpus, neurons[0], h.target.unit_kind)
     result = {
         "id": test_id,
         "name": h.name,

@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     ctx["dev"] = check_device(s.model, args.device)
     out_rows = []
     for layer in layers(args, s.model.n_layers):
-        ctx["acts"] = s.acts(args.corpus, layer, "mlp.post")
+        ctx["acts"] = s.acts_mapped(args.corpus, layer, "mlp.post")  # one column at a time: no layer copy
         out_rows += [fact_row(args, s, ctx, y, r, layer) for y, r in facts.items()]
     data = {"model": s.model.name, "corpus": args.corpus, "label": args.label, "facts": out_rows}
     head = (
