@@ -57,7 +57,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise FeatureTestsError(f"unknown toy model(s) {unknown}; choose from {', '.join(TOY_MODELS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides: dict[str, int] = {}
+    overrides: dict[str, int | str] = {}
+    if args.precision:
+        overrides["precision"] = args.precision
     if args.tokens:
         overrides["tokens"] = args.tokens
     if args.vocab:
@@ -94,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--tokens", type=int, default=0, help="override the token budget (for trials)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="forward pass in float32 (default) or under bfloat16 autocast (about 1.7x faster on a CPU with bf16)",
+    )
     p.add_argument(
         "--vocab", type=int, default=0, help="override the vocabulary size (default: per model, zoo.TOY_VOCAB)"
     )

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from featuretests.corpora.documents import chunk_text
+from featuretests.errors import InvalidArgument
 from featuretests.models.loader import build_model
 from featuretests.training.data import DomainStreams, batch_for_step
 from featuretests.training.evaluate import add_k_bigram_nll, add_k_unigram_nll, eval_windows
@@ -56,20 +57,26 @@ def test_batches_depend_only_on_seed_and_step(streams: DomainStreams) -> None:
     assert (a[:, 0] == 0).all() and a.shape == (4, 32)
 
 
-def test_micro_training_lowers_the_loss(streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path) -> None:
-    _, state = train(_spec(tokens=30 * 4 * 32), streams, tiny_tokenizer, tmp_path, progress=False)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_micro_training_lowers_the_loss(
+    streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path, precision: str
+) -> None:
+    spec = _spec(tokens=30 * 4 * 32, precision=precision)
+    _, state = train(spec, streams, tiny_tokenizer, tmp_path, progress=False)
     first = np.mean([v for _, v in state.losses[:3]])
     last = np.mean([v for _, v in state.losses[-3:]])
     assert last < first - 0.5
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_stopped_and_resumed_run_ends_with_identical_weights(
-    streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path
+    streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path, precision: str
 ) -> None:
-    straight, _ = train(_spec(), streams, tiny_tokenizer, tmp_path / "straight", progress=False)
-    _, partial = train(_spec(), streams, tiny_tokenizer, tmp_path / "resumed", progress=False, stop_after_step=5)
+    spec = _spec(precision=precision)
+    straight, _ = train(spec, streams, tiny_tokenizer, tmp_path / "straight", progress=False)
+    _, partial = train(spec, streams, tiny_tokenizer, tmp_path / "resumed", progress=False, stop_after_step=5)
     assert partial.step == 5
-    resumed, state = train(_spec(), streams, tiny_tokenizer, tmp_path / "resumed", progress=False)
+    resumed, state = train(spec, streams, tiny_tokenizer, tmp_path / "resumed", progress=False)
     assert state.step == _spec().steps
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
@@ -79,6 +86,31 @@ def test_checkpoint_of_another_spec_is_refused(streams: DomainStreams, tiny_toke
     train(_spec(), streams, tiny_tokenizer, tmp_path, progress=False, stop_after_step=3)
     with pytest.raises(RuntimeError, match="different TrainSpec"):
         train(_spec(lr=5e-3), streams, tiny_tokenizer, tmp_path, progress=False)
+
+
+def test_bf16_training_differs_from_fp32_and_an_unknown_precision_is_refused(
+    streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    a, _ = train(_spec(), streams, tiny_tokenizer, tmp_path / "a", progress=False, stop_after_step=3)
+    b, _ = train(_spec(precision="bf16"), streams, tiny_tokenizer, tmp_path / "b", progress=False, stop_after_step=3)
+    differ = [k for k, v in a.state_dict().items() if not torch.equal(v, b.state_dict()[k])]
+    assert differ  # autocast really ran: bf16 rounding changes the updates
+    with pytest.raises(InvalidArgument, match="precision must be one of fp32, bf16"):
+        _spec(precision="fp16")
+
+
+def test_a_checkpoint_from_before_precision_existed_resumes_as_fp32(
+    streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    train(_spec(), streams, tiny_tokenizer, tmp_path, progress=False, stop_after_step=3)
+    ckpt = tmp_path / "micro.ckpt"
+    payload = torch.load(ckpt, weights_only=False)
+    del payload["spec"]["precision"]  # as written by the code before the field existed
+    torch.save(payload, ckpt)
+    _, state = train(_spec(), streams, tiny_tokenizer, tmp_path, progress=False, stop_after_step=6)
+    assert state.step == 6
+    with pytest.raises(RuntimeError, match="different TrainSpec"):
+        train(_spec(precision="bf16"), streams, tiny_tokenizer, tmp_path, progress=False)
 
 
 def test_gelu_and_solu_start_from_identical_shared_parameters(tiny_tokenizer: Any) -> None:

@@ -37,7 +37,8 @@ def render_card(card: dict[str, Any]) -> str:
         f"vocabulary {spec['d_vocab']} (byte-level BPE), LayerNorm, {card['parameters']:,} parameters.",
         f"- {card['tokens_seen']:,} tokens seen in {card['steps']:,} steps of {spec['batch_size']} x {spec['n_ctx']}; "
         f"AdamW lr {spec['lr']} (warmup {spec['warmup_steps']}, cosine to {spec['min_lr_fraction']:g} x), "
-        f"weight decay {spec['weight_decay']}, init seed {spec['init_seed']}, data seed {spec['data_seed']}.",
+        f"weight decay {spec['weight_decay']}, init seed {spec['init_seed']}, data seed {spec['data_seed']}; "
+        f"{'bfloat16 autocast forward' if spec.get('precision') == 'bf16' else 'float32'}.",
         f"- Wall time {card['train_wall_seconds'] / 60:.1f} min on {card['device']} ({card['machine']}), "
         f"{card['tokens_per_second']:,} tokens/s; final training loss {card['final_train_loss']}.",
         "- GELU and SoLU models of the same depth share their initialisation (every shared parameter equal) and "

@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featuretests.errors import InvalidArgument
 from featuretests.training.data import DomainStreams, batch_for_step
 
-__all__ = ["TrainSpec", "model_config", "train"]
+__all__ = ["PRECISIONS", "TrainSpec", "model_config", "train"]
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,13 @@ class TrainSpec:
     init_seed: int = 0
     data_seed: int = 1234
     checkpoint_every: int = 100
+    # "bf16": forward under CPU/CUDA autocast to bfloat16 (weights, optimizer and loss stay float32). Measured on the
+    # 2-core machine, one thread, vocab 8192: 0.80 s per step against 1.38 s in float32 (1L; 2L alike).
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InvalidArgument(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
 
     @property
     def steps(self) -> int:
@@ -86,6 +96,13 @@ def _save_checkpoint(path: Path, bridge: Any, opt: Any, state: TrainState, spec:
     os.replace(tmp, path)
 
 
+def _same_spec(saved: dict[str, Any], spec: TrainSpec) -> bool:
+    """Whether a checkpoint's spec is `spec`; fields added to TrainSpec after it was written count as their
+    defaults (a checkpoint from before ``precision`` existed is an fp32 run)."""
+    defaults = asdict(TrainSpec(name=spec.name, n_layers=spec.n_layers, act_fn=spec.act_fn, tokens=spec.tokens))
+    return {**defaults, **saved} == asdict(spec)
+
+
 def _optimizer(bridge: Any, spec: TrainSpec) -> Any:
     import torch
 
@@ -124,7 +141,7 @@ def train(
     state = TrainState()
     if ckpt.exists():
         payload = torch.load(ckpt, map_location=device, weights_only=False)
-        if payload["spec"] != asdict(spec):
+        if not _same_spec(payload["spec"], spec):
             raise RuntimeError(f"{ckpt} was written for a different TrainSpec; delete it to start over")
         bridge.load_state_dict(payload["model"])
         opt.load_state_dict(payload["opt"])
@@ -142,7 +159,9 @@ def train(
         ).to(device)
         for group in opt.param_groups:
             group["lr"] = spec.lr_at(state.step)
-        logits = bridge(batch)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=spec.precision == "bf16"):
+            logits = bridge(batch)
+        logits = logits.float()  # the loss in float32 under either precision
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
