@@ -33,6 +33,19 @@ def _column(session: Any, corpus: Any, neuron: NeuronId, kind: str) -> np.ndarra
     return np.asarray(session.acts_mapped(corpus, neuron.layer, kind)[:, neuron.index], dtype=np.float32)
 
 
+def _layers_side_by_side(session: Any, corpus: Any, layers: list[int], kind: str) -> tuple[np.ndarray, list[str]]:
+    """Every unit of `layers` as one float32 [n_tokens, units] array and the units' names, filled layer by layer
+    from the memmaps (one float32 copy in all, not a copy per layer and another for their concatenation)."""
+    maps = [session.acts_mapped(corpus, layer, kind) for layer in layers]
+    out = np.empty((maps[0].shape[0], sum(m.shape[1] for m in maps)), dtype=np.float32)
+    names, start = [], 0
+    for layer, m in zip(layers, maps, strict=True):
+        out[:, start : start + m.shape[1]] = m
+        names += [f"L{layer}N{i}" for i in range(m.shape[1])]
+        start += m.shape[1]
+    return out, names
+
+
 def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[dict[str, Any]]]:
     """Search every unit (of h's layer, or all layers) by h's first ranking metric; the best and the top 10."""
     from featuretests.search import rank_units
@@ -42,12 +55,11 @@ def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[
     if kind not in ("bool", "numeric"):
         raise FeatureTestsError(f"{h.where()}: a search needs a boolean or numeric label; name a neuron for {kind}")
     layers = [h.target.layer] if h.target.layer is not None else list(range(session.model.n_layers))
-    blocks = [session.acts(corpus, layer, h.target.unit_kind) for layer in layers]
-    names = [f"L{layer}N{i}" for layer, b in zip(layers, blocks, strict=True) for i in range(b.shape[1])]
+    acts, names = _layers_side_by_side(session, corpus, layers, h.target.unit_kind)
     if kind == "numeric":
-        return _best_correlated_unit(h, np.concatenate(blocks, axis=1), np.asarray(y, dtype=np.float64), names)
+        return _best_correlated_unit(h, acts, np.asarray(y, dtype=np.float64), names)
     ranking = rank_units(
-        np.concatenate(blocks, axis=1),
+        acts,
         y,
         np.asarray(table.doc),
         metric=_search_metric(h),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from featuretests.evaluate import FEW_DOCUMENTS, judge_boolean
-from featuretests.judging import format_failure
+from featuretests.judging import _layers_side_by_side, format_failure
 from featuretests.spec import Hypothesis, _target
 
 
@@ -52,3 +52,18 @@ def test_a_failure_message_says_when_intervals_rest_on_few_documents() -> None:
     assert f"resample only {FEW_DOCUMENTS - 1} documents" in few
     for enough in (FEW_DOCUMENTS, 500, None):  # enough documents, or no interval at all: no note
         assert "resample only" not in format_failure(_result(enough))
+
+
+def test_a_search_over_layers_puts_each_layer_s_units_side_by_side_in_float32() -> None:
+    rng = np.random.default_rng(0)
+    layers = {0: rng.normal(size=(6, 3)).astype(np.float16), 1: rng.normal(size=(6, 2)).astype(np.float16)}
+
+    class _Session:
+        def acts_mapped(self, corpus: str, layer: int, kind: str) -> np.ndarray:
+            assert (corpus, kind) == ("c", "mlp.post")
+            return layers[layer]
+
+    acts, names = _layers_side_by_side(_Session(), "c", [1, 0], "mlp.post")
+    assert names == ["L1N0", "L1N1", "L0N0", "L0N1", "L0N2"]
+    assert acts.dtype == np.float32
+    np.testing.assert_array_equal(acts, np.concatenate([layers[1], layers[0]], axis=1).astype(np.float32))
