@@ -84,7 +84,7 @@ def test_stopped_and_resumed_run_ends_with_identical_weights(
 
 def test_checkpoint_of_another_spec_is_refused(streams: DomainStreams, tiny_tokenizer: Any, tmp_path: Path) -> None:
     train(_spec(), streams, tiny_tokenizer, tmp_path, progress=False, stop_after_step=3)
-    with pytest.raises(RuntimeError, match="different TrainSpec"):
+    with pytest.raises(RuntimeError, match=r"different TrainSpec \(lr: checkpoint 0.01, now 0.005\)"):
         train(_spec(lr=5e-3), streams, tiny_tokenizer, tmp_path, progress=False)
 
 
@@ -109,7 +109,7 @@ def test_a_checkpoint_from_before_precision_existed_resumes_as_fp32(
     torch.save(payload, ckpt)
     _, state = train(_spec(), streams, tiny_tokenizer, tmp_path, progress=False, stop_after_step=6)
     assert state.step == 6
-    with pytest.raises(RuntimeError, match="different TrainSpec"):
+    with pytest.raises(RuntimeError, match="precision: checkpoint 'fp32', now 'bf16'"):
         train(_spec(precision="bf16"), streams, tiny_tokenizer, tmp_path, progress=False)
 
 

@@ -96,11 +96,12 @@ def _save_checkpoint(path: Path, bridge: Any, opt: Any, state: TrainState, spec:
     os.replace(tmp, path)
 
 
-def _same_spec(saved: dict[str, Any], spec: TrainSpec) -> bool:
-    """Whether a checkpoint's spec is `spec`; fields added to TrainSpec after it was written count as their
-    defaults (a checkpoint from before ``precision`` existed is an fp32 run)."""
+def _spec_changes(saved: dict[str, Any], spec: TrainSpec) -> dict[str, tuple[Any, Any]]:
+    """Fields where a checkpoint's spec differs from `spec`, as (checkpoint, now); fields added to TrainSpec after
+    it was written count as their defaults (a checkpoint from before ``precision`` existed is an fp32 run)."""
     defaults = asdict(TrainSpec(name=spec.name, n_layers=spec.n_layers, act_fn=spec.act_fn, tokens=spec.tokens))
-    return {**defaults, **saved} == asdict(spec)
+    then, now = {**defaults, **saved}, asdict(spec)
+    return {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
 
 
 def _optimizer(bridge: Any, spec: TrainSpec) -> Any:
@@ -141,8 +142,13 @@ def train(
     state = TrainState()
     if ckpt.exists():
         payload = torch.load(ckpt, map_location=device, weights_only=False)
-        if not _same_spec(payload["spec"], spec):
-            raise RuntimeError(f"{ckpt} was written for a different TrainSpec; delete it to start over")
+        changes = _spec_changes(payload["spec"], spec)
+        if changes:
+            said = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changes.items())
+            raise RuntimeError(
+                f"{ckpt} was written for a different TrainSpec ({said}); pass the same options (e.g. --tokens, "
+                "--precision) to resume, or delete it to start over"
+            )
         bridge.load_state_dict(payload["model"])
         opt.load_state_dict(payload["opt"])
         state = TrainState(**{**payload["state"], "losses": [tuple(x) for x in payload["state"]["losses"]]})
