@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from featuretests.analysis.groups import source_files
 from featuretests.analysis.library import build_library, compound_labels
 from featuretests.analysis.monosemanticity import (
     band_precision_profile,
@@ -19,7 +20,6 @@ from featuretests.analysis.monosemanticity import (
     rate_ci,
     rate_difference_ci,
     report_counts,
-    source_files,
     tails_vs_monosemanticity,
     top_activation_precision,
 )

@@ -157,7 +157,7 @@ def _figure(layers: list[dict[str, Any]]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Decompose every layer (or --layer) of --model over --corpus; print, and write JSON, Markdown, SVG, HTML."""
-    from featuretests.analysis.monosemanticity import table_source_files
+    from featuretests.analysis.groups import table_source_files
     from featuretests.cli_analyze import layers, markdown_table, report, session, text_table
     from featuretests.errors import InvalidArgument
     from featuretests.models.hooks import hook_name

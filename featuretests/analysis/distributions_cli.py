@@ -52,9 +52,9 @@ def _acts(s: Any, corpus: str, kind: str, layer: int) -> tuple[Any, Any]:
 
 def _groups(s: Any, corpus: str, by: str) -> Any:
     """The resampling unit of every token: its source file or document (token table), or its window (activation
-    store rows). Files group the chunks of one source file (`monosemanticity.source_files`), as that analysis does."""
+    store rows). Files group the chunks of one source file (`groups.source_files`), as that analysis does."""
     from featuretests.analysis.distribution_ci import window_groups
-    from featuretests.analysis.monosemanticity import table_source_files
+    from featuretests.analysis.groups import table_source_files
 
     if by == "window":
         return window_groups(s.store(corpus, "mlp.pre"))

@@ -2,7 +2,7 @@
 
 For research problems 9.42, 9.45, 9.52 and 9.53. Method, per neuron (``mlp.post``):
 
-1. Split the documents in two (`split_by_documents`; the CLI groups chunks of one source file, `source_files`):
+1. Split the documents in two (`split_by_documents`; the CLI groups chunks of one source file, `groups.source_files`):
    the *fit* half chooses, the *report* half measures.
 2. For every label of the library (`featuretests.analysis.library`) choose the threshold that maximises F1 of
    "act > threshold" on the fit half, over ``n_bins`` equal-count bin edges of the neuron's fit activations
@@ -52,8 +52,6 @@ __all__ = [
     "rate_difference_ci",
     "report_counts",
     "run",
-    "source_files",
-    "table_source_files",
     "tails_vs_monosemanticity",
     "top_activation_precision",
 ]
@@ -80,32 +78,6 @@ class Explanations:
     label_f1: Scores
     label_threshold: np.ndarray
     split: Split
-
-
-def source_files(doc_ids: ArrayLike, corpus: str, *, doc: ArrayLike | None = None) -> np.ndarray:
-    """A group code per token: documents that are chunks of one source file share a code.
-
-    File readers name documents ``{corpus}/{path}#{part}`` (`featuretests.corpora.readers.base`), so the part after
-    the last "#" is dropped when what is left is not the bare corpus name (synthetic and Hugging Face documents are
-    ``{corpus}#{i}``: each its own group). Splitting and resampling by file keeps chunks of one file (one
-    encoding table, one test module) from falling on both sides of the fit/report split. `doc_ids` is one id per
-    token, or, with `doc` (each token's document index, a table's ``doc`` column), one id per document: the names
-    are then parsed once per document, never as a string per token (gigabytes at a million tokens).
-    """
-    ids = np.asarray(doc_ids).astype(str)
-    if doc is None:
-        uniq, inverse = np.unique(ids, return_inverse=True)
-    else:
-        uniq, inverse = ids, np.asarray(doc, dtype=np.int64)
-    heads = np.array([u.rsplit("#", 1)[0] if "#" in u and u.rsplit("#", 1)[0] != corpus else u for u in uniq])
-    _, codes = np.unique(heads, return_inverse=True)
-    return codes.reshape(-1)[inverse.reshape(-1)]
-
-
-def table_source_files(table: Any, corpus: str) -> np.ndarray:
-    """`source_files` of a token table, from its per-document ids and ``doc`` column."""
-    name = str(table.meta.get("corpus_name", corpus))
-    return source_files(table.doc_ids, name, doc=np.asarray(table.doc))
 
 
 def _rev_cumsum(x: np.ndarray) -> np.ndarray:

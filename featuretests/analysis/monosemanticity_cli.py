@@ -104,11 +104,11 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
     ``sources`` holds each analysed layer's activations (memmaps), ``names`` the neurons in the same order."""
     from featuretests.analysis.distributions import moments
+    from featuretests.analysis.groups import table_source_files
     from featuretests.analysis.monosemanticity import (
         band_precision_profile,
         explain,
         report_counts,
-        table_source_files,
         top_activation_precision,
     )
     from featuretests.cli_analyze import layers, session
