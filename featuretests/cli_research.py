@@ -94,7 +94,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     """A neuron's automatic first explanation: the label library ranked against it, then compositional formulas."""
-    import numpy as np
 
     from featuretests.analysis.library import build_library
     from featuretests.models.neurons import parse_neuron
@@ -105,7 +104,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         n_layers=session.model.n_layers, n_units=session.model.d_mlp, model=session.model.name
     )
     table = session.table(args.corpus)
-    acts = np.asarray(session.acts_mapped(args.corpus, neuron.layer, "mlp.post")[:, neuron.index], dtype=np.float32)
+    acts = session.unit_acts(args.corpus, neuron)
     lib = build_library(table, top_bigrams=args.compounds, top_context=args.compounds)
     columns = dict(zip(lib.names, lib.matrix.T, strict=True))
     ranked = rank_labels(acts, columns, metric=args.metric, quantile=args.quantile, top_k=args.top)

@@ -28,11 +28,6 @@ def _search_metric(h: Hypothesis) -> str:
     return "auroc"
 
 
-def _column(session: Any, corpus: Any, neuron: NeuronId, kind: str) -> np.ndarray:
-    """One unit's activations as float32, read from the memmap (not a float32 copy of the whole layer)."""
-    return np.asarray(session.acts_mapped(corpus, neuron.layer, kind)[:, neuron.index], dtype=np.float32)
-
-
 def _layers_side_by_side(session: Any, corpus: Any, layers: list[int], kind: str) -> tuple[np.ndarray, list[str]]:
     """Every unit of `layers` as one float32 [n_tokens, units] array and the units' names, filled layer by layer
     from the memmaps (one float32 copy in all, not a copy per layer and another for their concatenation)."""
@@ -169,7 +164,7 @@ def _checks(session: Any, h: Hypothesis, neuron: NeuronId, verdict: UnitVerdict)
         )
     for corpus, expr in h.controls:
         table = session.table(corpus)
-        a = _column(session, corpus, neuron, h.target.unit_kind)
+        a = session.unit_acts(corpus, neuron, h.target.unit_kind)
         mask = np.ones(len(table), dtype=bool) if expr is None else np.asarray(expr(table), dtype=bool)
         threshold = verdict.threshold if verdict.threshold is not None else 0.0
         n = int(mask.sum())
@@ -219,7 +214,7 @@ def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[st
         if not c["passed"]
     ]
     first = verdicts[0]
-    a = _column(session, corpus, neurons[0], h.target.unit_kind)
+    a = session.unit_acts(corpus, neurons[0], h.target.unit_kind)
     result = {
         "id": test_id,
         "name": h.name,

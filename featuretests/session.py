@@ -153,6 +153,11 @@ class Session:
         """The same activations as `acts`, as the store's read-only float16 memmap (nothing is read until used)."""
         return self.store(corpus, kind).acts(hook_name(kind, layer))
 
+    def unit_acts(self, corpus: Any, neuron: Any, kind: str = "mlp.post") -> np.ndarray:
+        """One unit's activations [n_tokens] (float32; `neuron` a `NeuronId`), read from the memmap: no copy of
+        the rest of its layer."""
+        return np.asarray(self.acts_mapped(corpus, neuron.layer, kind)[:, neuron.index], dtype=np.float32)
+
     # -- judging ------------------------------------------------------------------------------------------------
     def _labels(self, h: Hypothesis, corpus: Any) -> tuple[Any, np.ndarray]:
         table = self.table(corpus)

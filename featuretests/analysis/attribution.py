@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     nid = parse_neuron(args.neuron).check(n_layers=model.n_layers, n_units=model.d_mlp, model=model.name)
     table = s.table(args.corpus)
     windows, rows = table.windows()
-    acts = np.asarray(s.acts_mapped(args.corpus, nid.layer, "mlp.post")[:, nid.index], dtype=np.float32)  # [n_rows]
+    acts = s.unit_acts(args.corpus, nid)  # [n_rows]
     top = np.argsort(-acts, kind="stable")[: args.examples]
     ex = example_positions(rows, top)
     attr = attribute(model, windows, ex, nid, per_neuron=args.per_neuron, device=args.device, batch_size=s.batch_size)

@@ -121,8 +121,7 @@ def ungrounded(fixes: SourceFixes, windows: np.ndarray, seen: np.ndarray) -> np.
     current = windows[fixes.window, fixes.pos].astype(np.int64)
     wrong = fixes.wrong[:, 0].astype(np.int64)
     keys = (current << 32) | wrong
-    at = np.minimum(np.searchsorted(seen, keys), max(len(seen) - 1, 0))
-    seen_after = (seen[at] == keys) if len(seen) else np.zeros(len(keys), dtype=bool)
+    seen_after = np.isin(keys, seen)
     context = windows[fixes.window]  # [n, ctx]
     upto = np.arange(windows.shape[1])[None, :] <= fixes.pos[:, None]
     in_context = ((context == wrong[:, None]) & upto).any(axis=1)

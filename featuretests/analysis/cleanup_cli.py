@@ -61,7 +61,7 @@ def _check(args: argparse.Namespace) -> None:
     require_positive(args, "k", "max_windows", "top")
     if args.min_gap <= 0 or args.ablate < 0 or args.examples < 0 or args.bootstrap < 0:
         raise InvalidArgument("--min-gap must be > 0; --ablate, --examples and --bootstrap must be >= 0")
-    if args.plausible and getattr(args, "ungrounded", False):
+    if args.plausible and args.ungrounded:
         msg = "--plausible and --ungrounded select opposite errors (learnt picks vs picks with no footing)"
         raise InvalidArgument(msg + "; pass one of them")
 
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     windows, rows = windows[: args.max_windows], rows[: args.max_windows]
     doc = np.asarray(table.doc)[: int(rows.max()) + 1]
     sources = args.sources.split(",") if args.sources else None
-    ungrounded_only = bool(getattr(args, "ungrounded", False))
+    ungrounded_only = bool(args.ungrounded)
     seen = bigram_keys(np.asarray(table.token_id), np.asarray(table.doc)) if ungrounded_only else None
     summary, data, md = [], {}, []
     for layer in layers(args, s.model.n_layers):
