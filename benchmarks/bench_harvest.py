@@ -14,8 +14,11 @@ prints the forward passes it ran (goal 0). Last, in a subprocess, the peak RSS o
 writes) runs on a thread of its own beside the forward pass; with --threads 1 on a 2-core machine it has a core to
 itself, which is the situation of a machine with more cores than the forward pass uses, or of a GPU forward pass.
 
---model picks the 1L model: 'random' (untrained, built from `toy_config`; the default) or a zoo model of the same
-shape such as toy-gelu-1l. Windows are random token ids either way.
+--model picks the 1L model: 'random' (untrained, built from `toy_config`; the default), a zoo model of the same
+shape such as toy-gelu-1l, or 'random-gelu-1l': untrained, in the published shape of TransformerLens's gelu-1l
+(d_model 512, d_mlp 2048, 8 heads, vocab 48262), whose weights cannot be downloaded here. The ratio depends on the
+shape: the summaries cost the same per stored value, while the forward pass costs about d_model multiply-adds per
+unit and token, so a toy model (d_model 128) is the hard case. Windows are random token ids either way.
 
 Run with `.venv/bin/python benchmarks/bench_harvest.py` (nice it to spare other jobs). Another job on the machine
 slows every figure; a ratio compares runs of the same round, which is what it is for, and the spread over rounds
@@ -46,7 +49,11 @@ import numpy as np
 HOOK = "blocks.0.mlp.hook_post"
 
 
-def toy_config(n_layers: int) -> dict[str, Any]:
+# the published configuration of gelu-1l (NeelNanda/GELU_1L512W_C4_Code), but n_ctx: the windows are 256 tokens
+GELU_1L_SHAPE = {"d_model": 512, "n_heads": 8, "d_head": 64, "d_mlp": 2048, "d_vocab": 48262}
+
+
+def toy_config(n_layers: int, **shape: int) -> dict[str, Any]:
     return {
         "n_layers": n_layers,
         "d_model": 128,
@@ -59,13 +66,15 @@ def toy_config(n_layers: int) -> dict[str, Any]:
         "normalization_type": "LN",
         "seed": 0,
         "model_name": f"bench-{n_layers}l",
-    }
+    } | shape
 
 
 def bench_model(name: str) -> Any:
     """The model of the speed runs: 'random' (an untrained 1L model from `toy_config`) or a zoo name."""
     if name == "random":
         return toy_model(1)
+    if name == "random-gelu-1l":
+        return toy_model(1, **GELU_1L_SHAPE)
     from featuretests.models.loader import load_model
 
     model = load_model(name, device="cpu")
@@ -77,13 +86,14 @@ def bench_model(name: str) -> Any:
     return model
 
 
-def toy_model(n_layers: int) -> Any:
+def toy_model(n_layers: int, **shape: int) -> Any:
     from featuretests.models.loader import LoadedModel, build_model
 
-    config = toy_config(n_layers)
+    config = toy_config(n_layers, **shape)
     bridge = build_model(config)
     bridge.eval()
-    return LoadedModel(f"bench-{n_layers}l", bridge, None, config, f"untrained-seed0-{n_layers}l", "cpu")
+    tag = "-".join(f"{k}{v}" for k, v in sorted(shape.items()))  # the store key must tell the shapes apart
+    return LoadedModel(f"bench-{n_layers}l", bridge, None, config, f"untrained-seed0-{n_layers}l{tag}", "cpu")
 
 
 def random_windows(n_tokens: int, n_ctx: int = 256, vocab: int = 4096, seed: int = 0) -> np.ndarray:
@@ -248,7 +258,11 @@ def main() -> None:
         "the harvest's writer a core of its own, as a machine with more cores than the forward pass uses (or a "
         "GPU forward pass) does",
     )
-    parser.add_argument("--model", default="random", help="'random' (untrained, built here) or a zoo model name")
+    parser.add_argument(
+        "--model",
+        default="random",
+        help="'random' (untrained toy shape), 'random-gelu-1l' (untrained, gelu-1l's shape) or a zoo model name",
+    )
     parser.add_argument("--rss-tokens", type=int, default=1_000_000, help="0 skips the RSS measurement")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
