@@ -84,6 +84,35 @@ def test_permutation_fast_path_equals_calling_the_metric(scheme: str, metric) ->
     np.testing.assert_allclose(fast.null_mean.filled(-1), slow.null_mean.filled(-1), atol=1e-12)
 
 
+@pytest.mark.parametrize("scheme", ["within_documents", "documents"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_permutation_over_blocks_equals_one_test_of_their_concatenation(scheme: str, fast: bool) -> None:
+    rng = np.random.default_rng(8)
+    docs = np.repeat(np.arange(50), rng.integers(5, 30, 50))
+    label = rng.random(len(docs)) < 0.25
+    acts = rng.standard_normal((len(docs), 7)) + np.outer(label, np.linspace(0, 1.5, 7))
+    acts[:, 3] = 0.0  # a constant unit: every permutation ties it
+    metric = ftm.auroc if fast else (lambda a, y: ftm.auroc(a, y))
+    whole = stats.permutation_test(metric, acts, label, docs, n_permutations=60, scheme=scheme, seed=3)
+    blocks = [acts[:, :2], acts[:, 2:3], acts[:, 3:]]
+    parts = stats.permutation_test_blocks(metric, blocks, label, docs, n_permutations=60, scheme=scheme, seed=3)
+    for name in ("observed", "p_value", "null_mean", "null_std"):
+        a, b = getattr(whole, name), getattr(parts, name)
+        np.testing.assert_array_equal(a.defined, b.defined)
+        np.testing.assert_allclose(a.filled(0.0), b.filled(0.0), rtol=0, atol=1e-12)
+    assert parts.p_value[3].value == 1.0
+
+
+def test_permutation_over_blocks_rejects_mismatched_or_missing_blocks() -> None:
+    acts, label, docs = _corpus()
+    with pytest.raises(InvalidArgument, match="tokens"):
+        stats.permutation_test_blocks(ftm.auroc, [acts, acts[:-1]], label, docs, n_permutations=5)
+    with pytest.raises(InvalidArgument, match="at least one"):
+        stats.permutation_test_blocks(ftm.auroc, [], label, docs, n_permutations=5)
+    with pytest.raises(InvalidArgument, match=r"\[n_tokens, n_units\]"):
+        stats.permutation_test_blocks(ftm.auroc, [acts[:, 0]], label, docs, n_permutations=5)
+
+
 def test_permutation_finds_a_planted_signal_and_not_noise() -> None:
     acts, label, docs = _corpus(n_docs=100)
     result = stats.permutation_test(ftm.auroc, acts, label, docs, n_permutations=200)

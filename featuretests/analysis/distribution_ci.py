@@ -214,7 +214,9 @@ def _document_bootstrap(
     """Percentile bootstrap over the D groups of per-group rows [D, C]: the estimate from all rows summed, each
     resample from its weights (`resample_weights`) @ rows; `table` maps summed rows [b, C] to statistics [b, K] and
     their (mask, reason) pairs. Bounds as `featuretests.stats.bootstrap` (undefined in more than half: undefined)."""
-    from featuretests.stats import ConfidenceInterval, _check_count, _percentile_bounds, check_probability
+    from featuretests.metrics._arrays import check_probability
+    from featuretests.stats._resampling import _check_count
+    from featuretests.stats.bootstrap import ConfidenceInterval, _percentile_bounds
 
     n_resamples = _check_count(n_resamples, "n_resamples")
     confidence = check_probability(confidence, "confidence", open_low=True, open_high=True)

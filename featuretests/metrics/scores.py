@@ -59,16 +59,29 @@ class Scores:
     @classmethod
     def stack(cls, items: Sequence[Scores], metric: str | None = None) -> Scores:
         """Stack Scores of equal shape along a new first axis."""
+        reasons, codes = cls._common_codes(items, "stack")
+        values = np.stack([s._values for s in items])
+        return cls(metric or items[0].metric, values, np.stack(codes), reasons)
+
+    @classmethod
+    def concat(cls, items: Sequence[Scores], *, axis: int = -1) -> Scores:
+        """Join Scores along an existing axis (e.g. the units of several blocks of units)."""
+        reasons, codes = cls._common_codes(items, "concatenate")
+        values = np.concatenate([s._values for s in items], axis=axis)
+        return cls(items[0].metric, values, np.concatenate(codes, axis=axis), reasons)
+
+    @staticmethod
+    def _common_codes(items: Sequence[Scores], verb: str) -> tuple[tuple[str, ...], list[np.ndarray]]:
+        """The union of the items' reasons and each item's codes renumbered into it."""
         if not items:
-            raise InvalidArgument("nothing to stack: pass at least one Scores")
+            raise InvalidArgument(f"nothing to {verb}: pass at least one Scores")
         reasons = sorted({r for s in items for r in s.reasons})
         index = {r: i + 1 for i, r in enumerate(reasons)}
         codes = []
         for s in items:
             lookup = np.array([0] + [index[r] for r in s.reasons], dtype=np.int8)
             codes.append(lookup[s._codes])
-        values = np.stack([s._values for s in items])
-        return cls(metric or items[0].metric, values, np.stack(codes), tuple(reasons))
+        return tuple(reasons), codes
 
     @property
     def shape(self) -> tuple[int, ...]:
