@@ -10,9 +10,11 @@ import numpy as np
 
 from featuretests.errors import FeatureTestsError
 from featuretests.evaluate import FEW_DOCUMENTS, UnitVerdict, label_kind
+from featuretests.metrics.scores import Scores
 from featuretests.models.neurons import NeuronId
 from featuretests.render.marking import Marker, choose_marker, mark_token
 from featuretests.spec import Hypothesis
+from featuretests.unit_blocks import SideBySide
 
 __all__ = ["best_unit", "evaluate_hypothesis", "format_failure"]
 
@@ -28,17 +30,12 @@ def _search_metric(h: Hypothesis) -> str:
     return "auroc"
 
 
-def _layers_side_by_side(session: Any, corpus: Any, layers: list[int], kind: str) -> tuple[np.ndarray, list[str]]:
-    """Every unit of `layers` as one float32 [n_tokens, units] array and the units' names, filled layer by layer
-    from the memmaps (one float32 copy in all, not a copy per layer and another for their concatenation)."""
+def _layers_side_by_side(session: Any, corpus: Any, layers: list[int], kind: str) -> tuple[SideBySide, list[str]]:
+    """Every unit of `layers` side by side, read from the float16 memmaps a block of units at a time (a search
+    never holds a float32 copy of every unit), and the units' names."""
     maps = [session.acts_mapped(corpus, layer, kind) for layer in layers]
-    out = np.empty((maps[0].shape[0], sum(m.shape[1] for m in maps)), dtype=np.float32)
-    names, start = [], 0
-    for layer, m in zip(layers, maps, strict=True):
-        out[:, start : start + m.shape[1]] = m
-        names += [f"L{layer}N{i}" for i in range(m.shape[1])]
-        start += m.shape[1]
-    return out, names
+    names = [f"L{layer}N{i}" for layer, m in zip(layers, maps, strict=True) for i in range(m.shape[1])]
+    return SideBySide(maps), names
 
 
 def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[dict[str, Any]]]:
@@ -82,7 +79,7 @@ def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[
 
 
 def _best_correlated_unit(
-    h: Hypothesis, acts: np.ndarray, y: np.ndarray, names: list[str]
+    h: Hypothesis, acts: SideBySide, y: np.ndarray, names: list[str]
 ) -> tuple[NeuronId, list[dict[str, Any]]]:
     """Numeric search: every unit ranked by its correlation with y (h's first correlation threshold; Spearman).
 
@@ -93,7 +90,8 @@ def _best_correlated_unit(
     from featuretests.metrics.numeric import pearson, spearman
 
     metric = next((m for m in h.thresholds if m in ("spearman", "pearson")), "spearman")
-    scores = (spearman if metric == "spearman" else pearson)(acts, y).filled(-np.inf)  # undefined ranks last
+    correlation = spearman if metric == "spearman" else pearson
+    scores = Scores.concat([correlation(block, y) for block in acts]).filled(-np.inf)  # undefined ranks last
     top = np.argsort(-scores, kind="stable")[:SEARCH_TOP]
     if not np.isfinite(scores[top[0]]):
         raise FeatureTestsError(f"{h.where()}: the label or every unit is constant; no correlation is defined")

@@ -21,7 +21,8 @@ from numpy.typing import ArrayLike
 from featuretests.errors import InvalidArgument
 from featuretests.metrics import BOOLEAN_METRICS, THRESHOLD_METRICS, Scores, quantile_threshold
 from featuretests.metrics._arrays import BoolArray, FloatArray, as_activations, as_bool_labels, check_probability
-from featuretests.stats import benjamini_hochberg, bootstrap, permutation_test
+from featuretests.stats import benjamini_hochberg, bootstrap, permutation_test_blocks
+from featuretests.unit_blocks import SideBySide
 
 __all__ = [
     "Explanation",
@@ -92,7 +93,7 @@ class UnitRanking:
 
 
 def rank_units(
-    acts: ArrayLike,
+    acts: ArrayLike | Sequence[np.ndarray] | SideBySide,
     y: ArrayLike,
     doc_ids: ArrayLike,
     *,
@@ -108,29 +109,35 @@ def rank_units(
 ) -> UnitRanking:
     """Rank every unit of acts [n_tokens, n_units] by `metric` against boolean label y [n_tokens], best first.
 
+    acts may also be a list of [n_tokens, n_i] arrays side by side (units numbered across them in order), such as one
+    float16 harvest memmap per layer: they are scored a block of units at a time (`unit_blocks.SideBySide`), so a
+    search over every unit of a large model holds one block in memory, not a float32 copy of every unit (a
+    `SideBySide` of them is taken as it is).
+
     `threshold` applies to threshold metrics (precision, recall, f1, iou, mcc, balanced_accuracy). p-values: a
     within-document permutation null for all units, then BH over all units with a defined p. With m units, an
     empirical p can only pass BH when n_permutations >= about m / alpha; ``p_method="normal"`` reads p from a normal
     fitted to the null instead (see `PermutationResult.normal_p_value`).
     """
-    a, _ = as_activations(acts)
-    labels, squeeze = as_bool_labels(y, a.shape[0])
+    blocks = acts if isinstance(acts, SideBySide) else SideBySide(acts)
+    labels, squeeze = as_bool_labels(y, blocks.n_tokens)
     if not squeeze:
         raise InvalidArgument("rank_units takes one label [n_tokens]; call it once per label")
     if p_method not in ("empirical", "normal"):
         raise InvalidArgument(f"p_method must be 'empirical' or 'normal'; got {p_method!r}")
     _check_positive(top_k=top_k)
-    names = list(unit_names) if unit_names is not None else [f"unit {u}" for u in range(a.shape[1])]
-    if len(names) != a.shape[1]:
-        raise InvalidArgument(f"unit_names has {len(names)} entries for {a.shape[1]} units; give one per unit")
+    n_units = blocks.n_units
+    names = list(unit_names) if unit_names is not None else [f"unit {u}" for u in range(n_units)]
+    if len(names) != n_units:
+        raise InvalidArgument(f"unit_names has {len(names)} entries for {n_units} units; give one per unit")
     score_fn = _metric(metric, threshold)
     label = labels[:, 0]
-    null = permutation_test(score_fn, a, label, doc_ids, n_permutations=n_permutations, seed=seed)
+    null = permutation_test_blocks(score_fn, blocks, label, doc_ids, n_permutations=n_permutations, seed=seed)
     scores = null.observed
     p_values = null.p_value if p_method == "empirical" else null.normal_p_value()
     bh = benjamini_hochberg(p_values, alpha=alpha)
     top = _descending(scores)[:top_k]
-    ci = bootstrap(score_fn, a[:, top], label, doc_ids, n_resamples=n_bootstrap, seed=seed)
+    ci = bootstrap(score_fn, blocks.columns(top), label, doc_ids, n_resamples=n_bootstrap, seed=seed)
     ranked = [
         RankedUnit(
             unit=int(u),

@@ -182,7 +182,7 @@ class Session:
 
     def judge(self, h: Hypothesis, corpus: Any, neuron: NeuronId) -> UnitVerdict:
         table, values = self._labels(h, corpus)
-        a = self.acts(corpus, neuron.layer, h.target.unit_kind)[:, neuron.index]
+        a = self.unit_acts(corpus, neuron, h.target.unit_kind)  # one column, not a float32 copy of the layer
         doc_ids = np.asarray(table.doc)
         if label_kind(values) == "bool":
             return judge_boolean(h, str(neuron), a, values, doc_ids, seed=self.seed)

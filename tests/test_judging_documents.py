@@ -54,7 +54,7 @@ def test_a_failure_message_says_when_intervals_rest_on_few_documents() -> None:
         assert "resample only" not in format_failure(_result(enough))
 
 
-def test_a_search_over_layers_puts_each_layer_s_units_side_by_side_in_float32() -> None:
+def test_a_search_over_layers_reads_each_layer_s_memmap_side_by_side_in_float32_blocks() -> None:
     rng = np.random.default_rng(0)
     layers = {0: rng.normal(size=(6, 3)).astype(np.float16), 1: rng.normal(size=(6, 2)).astype(np.float16)}
 
@@ -65,5 +65,7 @@ def test_a_search_over_layers_puts_each_layer_s_units_side_by_side_in_float32() 
 
     acts, names = _layers_side_by_side(_Session(), "c", [1, 0], "mlp.post")
     assert names == ["L1N0", "L1N1", "L0N0", "L0N1", "L0N2"]
-    assert acts.dtype == np.float32
-    np.testing.assert_array_equal(acts, np.concatenate([layers[1], layers[0]], axis=1).astype(np.float32))
+    assert acts.arrays[0] is layers[1] and acts.arrays[1] is layers[0]  # the memmaps themselves, no copy
+    blocks = list(acts)
+    assert all(b.dtype == np.float32 for b in blocks)
+    np.testing.assert_array_equal(np.hstack(blocks), np.concatenate([layers[1], layers[0]], axis=1).astype(np.float32))

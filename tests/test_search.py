@@ -36,6 +36,26 @@ def test_planted_unit_is_found_at_rank_one_and_only_it_is_significant(columns: d
     assert "L0N23" in str(ranking)
 
 
+def test_ranking_float16_layers_side_by_side_equals_ranking_one_float32_array(
+    columns: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One float16 array per layer, as the harvest stores them, read 4 units at a time: the same ranking, p-values
+    # (BH over all units) and intervals as their float32 concatenation in memory.
+    monkeypatch.setattr("featuretests.unit_blocks.BLOCK_ELEMENTS", 6000 * 4)
+    rng = np.random.default_rng(5)
+    docs = np.sort(rng.integers(0, 80, 6000))
+    label = columns["E"]
+    layers = [rng.standard_normal((6000, n)).astype(np.float16) for n in (10, 9)]
+    layers[1][:, 4] += (1.2 * label).astype(np.float16)  # unit 10 + 4
+    options = {"top_k": 4, "n_bootstrap": 40, "n_permutations": 50, "p_method": "normal"}
+    whole = rank_units(np.hstack(layers).astype(np.float32), label, docs, **options)
+    parts = rank_units(layers, label, docs, **options)
+    assert parts.top[0].unit == 14
+    assert parts.top == whole.top
+    np.testing.assert_array_equal(parts.p_adjusted.filled(-1), whole.p_adjusted.filled(-1))
+    np.testing.assert_array_equal(parts.scores.filled(-1), whole.scores.filled(-1))
+
+
 def test_threshold_metric_ranking_uses_the_threshold(columns: dict[str, np.ndarray]) -> None:
     rng = np.random.default_rng(2)
     docs = np.repeat(np.arange(60), 100)
