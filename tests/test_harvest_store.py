@@ -136,6 +136,45 @@ def test_second_harvest_runs_no_forward_pass(models: dict[str, Any], tmp_path: P
     assert other.path != first.path and other.forward_passes == 3
 
 
+def test_the_writer_leaves_the_forward_pass_its_threads_and_the_count_is_restored(
+    models: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the CPU the writer's torch ops get the cores the forward pass leaves (at least one); the main thread's
+    count, and the count a thread started afterwards begins with, are what they were."""
+    import threading
+
+    import torch
+
+    from featuretests.harvest import run
+
+    seen: list[tuple[int, int]] = []
+    add = run._Writer.add
+
+    def spy(self: Any, *args: Any) -> None:
+        seen.append((threading.get_ident(), torch.get_num_threads()))
+        add(self, *args)
+
+    monkeypatch.setattr(run._Writer, "add", spy)
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: set(range(5)), raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        harvest(models["gelu-1l"], _windows(10), key="threads", cache_dir=tmp_path, batch_size=4)
+        assert len(seen) == 3 and all(ident != threading.get_ident() for ident, _ in seen)
+        assert {count for _, count in seen} == {3}  # 5 cores, 2 for the forward pass
+        assert torch.get_num_threads() == 2
+        later: list[int] = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]
+        monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        assert run._writer_threads(torch.device("cpu")) == 1  # never fewer than one
+        assert run._writer_threads(torch.device("cuda")) == 2  # beside a GPU forward pass: torch's count
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_reopen_read_only(models: dict[str, Any], tmp_path: Path) -> None:
     store = harvest(models["gelu-1l"], _windows(4), key="ro", cache_dir=tmp_path)
     again = ActivationStore.open(store.path)
