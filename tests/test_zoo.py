@@ -36,6 +36,24 @@ def test_toy_model_loads_offline_in_under_5_seconds(name: str) -> None:
     assert (ZOO_DIR / name / "MODEL_CARD.md").read_text().count("|") > 20
 
 
+@pytest.mark.parametrize("name", list(TOY_MODELS))
+def test_a_plain_train_command_reproduces_the_shipped_spec(name: str) -> None:
+    """`featuretests train <name>` without options trains what the card says the shipped weights were trained
+    with (tokens, vocabulary, precision and the rest), and GELU and SoLU of one depth share every field but act_fn."""
+    from dataclasses import asdict
+
+    from featuretests.training.pipeline import spec_for
+
+    _require_shipped(name)
+    card = model_card(name)
+    assert card is not None
+    shipped = {"precision": "fp32"} | card["spec"]  # cards from before the field are fp32 runs
+    assert asdict(spec_for(name)) == shipped
+    twin = name.replace("gelu", "solu") if "gelu" in name else name.replace("solu", "gelu")
+    differ = {k for k, v in asdict(spec_for(name)).items() if asdict(spec_for(twin))[k] != v}
+    assert differ <= {"act_fn", "name"}
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Held-out margins of each shipped model recomputed from its weights, each encoded with its own tokenizer.

@@ -8,7 +8,7 @@ from typing import Any
 
 from featuretests.errors import ModelLoadError
 
-__all__ = ["QUALITY_BAR", "TOY_MODELS", "TOY_VOCAB", "ZOO_DIR", "model_card", "toy_model_dir"]
+__all__ = ["QUALITY_BAR", "TOY_MODELS", "TOY_PRECISION", "TOY_VOCAB", "ZOO_DIR", "model_card", "toy_model_dir"]
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 
@@ -22,6 +22,15 @@ TOY_MODELS: dict[str, tuple[int, str, int]] = {
 
 # name -> vocabulary size of its BPE tokenizer (why: featuretests/training/pipeline_text.py, SIZES_WHY).
 TOY_VOCAB: dict[str, int] = {"toy-gelu-1l": 8192, "toy-solu-1l": 8192, "toy-gelu-2l": 8192, "toy-solu-2l": 8192}
+
+# name -> the precision of its forward pass in training (`featuretests train --precision`), so that a plain
+# `featuretests train <name>` reproduces the shipped weights. A GELU/SoLU pair shares it.
+TOY_PRECISION: dict[str, str] = {
+    "toy-gelu-1l": "fp32",
+    "toy-solu-1l": "fp32",
+    "toy-gelu-2l": "fp32",
+    "toy-solu-2l": "fp32",
+}
 
 # Held-out loss per token must beat the add-k bigram baseline by at least this many nats, per domain.
 QUALITY_BAR: dict[str, float] = {"python": 1.0, "en": 0.6, "de": 0.1, "nl": 0.1}

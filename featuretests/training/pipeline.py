@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, TOY_VOCAB, ZOO_DIR
+from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, TOY_PRECISION, TOY_VOCAB, ZOO_DIR
 from featuretests.training.data import DomainStreams, build_streams, file_hashes, load_streams
 from featuretests.training.evaluate import add_k_bigram_nll, add_k_unigram_nll, eval_windows, model_nll
 from featuretests.training.loop import TrainSpec, train
@@ -29,7 +29,8 @@ EVAL_TOKENS = 60_000
 
 def spec_for(name: str, **overrides: Any) -> TrainSpec:
     n_layers, act_fn, tokens = TOY_MODELS[name]
-    fields: dict[str, Any] = {"tokens": tokens, "d_vocab": TOY_VOCAB[name], **overrides}
+    fields: dict[str, Any] = {"tokens": tokens, "d_vocab": TOY_VOCAB[name], "precision": TOY_PRECISION[name]}
+    fields |= overrides
     return TrainSpec(name=name, n_layers=n_layers, act_fn=act_fn, **fields)
 
 
