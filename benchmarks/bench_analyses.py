@@ -16,6 +16,7 @@ Another job on the machine slows every figure; CPU seconds are less sensitive to
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -28,8 +29,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MODEL, MODEL_B = "toy-gelu-1l", "toy-solu-1l"
 CORPUS = "python-stdlib"  # the built-in corpus: the benchmark runs on any machine
 RSS_GOAL_GB = 4.0
-# the demonstration arguments of `featuretests analyze all` (cli_analyze.SUITE), with its defaults
-FILL = {"model_b": MODEL_B, "neuron": "L0N82", "label": "t.text == ' self'"}
+# the demonstration arguments of `featuretests analyze all` (cli_analyze.SUITE), with its defaults; the neuron is
+# found as `analyze all --neuron best` finds it (`demo_neuron`)
+FILL = {"model_b": MODEL_B, "label": "t.text == ' self'"}
+_NEURONS: dict[tuple[str, Path], str] = {}
+
+
+def demo_neuron(profile: str, cache: Path) -> str:
+    """The unit that FILL's label ranks first on CORPUS (`featuretests search --json`), once per profile and cache;
+    asked for only by the first analysis that needs it, so the cold figures before it stay cold."""
+    if (profile, cache) not in _NEURONS:
+        cmd = [sys.executable, "-m", "featuretests.cli", "search", FILL["label"], "--corpus", CORPUS, "--json"]
+        cmd += ["--model", MODEL, "--profile", profile, "--cache-dir", str(cache)]
+        found = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["best"]
+        print(f"demonstration neuron ({profile}): {found}, the best unit for {FILL['label']}", flush=True)
+        _NEURONS[profile, cache] = found
+    return _NEURONS[profile, cache]
 
 
 def _anon_kb(pid: int) -> int:
@@ -55,7 +70,9 @@ def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float 
     from featuretests.cli_analyze import SUITE
 
     cmd += ["--profile", profile, "--cache-dir", str(cache), "--out", str(out)]
-    cmd += [a.format(**FILL) for a in SUITE.get(name, [])]
+    suite = SUITE.get(name, [])
+    fill = FILL | ({"neuron": demo_neuron(profile, cache)} if any("{neuron}" in a for a in suite) else {})
+    cmd += [a.format(**fill) for a in suite]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak_anon = 0

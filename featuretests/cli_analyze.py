@@ -257,7 +257,12 @@ def _run_suite(rest: list[str]) -> int:
     p = argparse.ArgumentParser(prog="featuretests analyze all", conflict_handler="resolve")
     add_common_arguments(p)
     p.add_argument("--model-b", default="toy-solu-1l", help="second model of the comparing analyses")
-    p.add_argument("--neuron", default="L0N82", help="neuron of ablation and attribution (default: the ' self' unit)")
+    p.add_argument(
+        "--neuron",
+        default="best",
+        help="neuron of ablation and attribution, or 'best' (the default): the unit that --label ranks first by "
+        "AUROC on --corpus, found by search, so the demonstration follows the weights",
+    )
     p.add_argument("--label", default="t.text == ' self'", help="label of ablation and probes")
     p.add_argument("--only", default=None, help="comma-separated analyses (default: every registered one)")
     args, common = p.parse_known_args(rest)
@@ -268,7 +273,10 @@ def _run_suite(rest: list[str]) -> int:
             f"featuretests analyze all: unknown analyses {unknown}; registered: {', '.join(ANALYSES)}", file=sys.stderr
         )
         return 2
-    fill = {"model_b": args.model_b, "neuron": args.neuron, "label": args.label}
+    neuron = args.neuron
+    if neuron == "best" and any("{neuron}" in a for n in names for a in SUITE.get(n, [])):
+        neuron = _best_neuron(args)
+    fill = {"model_b": args.model_b, "neuron": neuron, "label": args.label}
     shared = ["--model", args.model, "--corpus", args.corpus, "--profile", args.profile, "--out", args.out]
     shared += [
         f"--{k}={v}"
@@ -295,6 +303,16 @@ def _run_suite(rest: list[str]) -> int:
         print(f"\n== {name}: {outcome} ({status[-1]['seconds']:.1f} s)\n", flush=True)
     print(text_table(status, ["analysis", "outcome", "seconds"]))
     return 0 if all(s["outcome"] == "ok" for s in status) else 1
+
+
+def _best_neuron(args: argparse.Namespace) -> str:
+    """`analyze all --neuron best`: the unit --label ranks first on --corpus (AUROC, every layer), printed."""
+    from featuretests.cli_research import best_neuron
+
+    found, rows = best_neuron(session(args), args.label, args.corpus, layer=args.layer)
+    top = rows[0]
+    print(f"neuron: {found}, the best unit for {args.label} on {args.corpus} (auroc {top['value']})", flush=True)
+    return str(found)
 
 
 def register(sub: Any) -> None:

@@ -33,19 +33,34 @@ def _expression(text: str) -> Any:
     return lambda t: eval(code, {"__builtins__": {}}, {"t": t})
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
+def best_neuron(
+    session: Any,
+    expression: str,
+    corpus: str,
+    *,
+    layer: int | None = None,
+    unit: str = "mlp.post",
+    metric: str = "auroc",
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The unit that `expression` (Python over the token table ``t``) ranks first on `corpus`, and the top rows
+    (`judging.best_unit`: every unit of `layer` or of every layer, by `metric`, with CIs and adjusted p-values)."""
     from featuretests.judging import best_unit
     from featuretests.spec import Hypothesis, Target
 
-    session = _session(args)
     h = Hypothesis(
         name="search",
-        expr=_expression(args.expression),
-        corpora=(args.corpus,),
-        target=Target((), args.layer, args.unit),
-        thresholds={args.metric: 0.0},
+        expr=_expression(expression),
+        corpora=(corpus,),
+        target=Target((), layer, unit),
+        thresholds={metric: 0.0},
     )
-    neuron, rows = best_unit(session, h, args.corpus)
+    return best_unit(session, h, corpus)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    session = _session(args)
+    options = {"layer": args.layer, "unit": args.unit, "metric": args.metric}
+    neuron, rows = best_neuron(session, args.expression, args.corpus, **options)
     if args.json:
         print(json.dumps({"expression": args.expression, "corpus": args.corpus, "best": str(neuron), "top": rows}))
         return 0

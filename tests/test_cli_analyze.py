@@ -142,6 +142,27 @@ def test_analyze_all_runs_each_and_goes_on_after_a_failure(
     assert not (tmp_path / "attribution.json").exists()
 
 
+@pytest.mark.usefixtures("small_corpus")
+def test_analyze_all_finds_its_demonstration_neuron_by_search(
+    tiny_model_dir: Path, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--neuron best` (the default) gives attribution the unit that --label ranks first, so the suite follows
+    retrained weights instead of naming a neuron of old ones; a suite that needs no neuron searches nothing."""
+    from featuretests.cli_research import best_neuron
+    from featuretests.session import Session
+
+    label = "t.text == '('"
+    assert _run("all", tiny_model_dir, None, tmp_path, cache, "--only", "attribution", "--label", label) == 0
+    printed = capsys.readouterr().out
+    expected, _ = best_neuron(
+        Session(model=str(tiny_model_dir), device="cpu", batch_size=8, cache_dir=cache), label, "brackets-small"
+    )
+    assert f"neuron: {expected}, the best unit for {label} on brackets-small" in printed
+    assert json.loads((tmp_path / "attribution.json").read_text())["neuron"] == str(expected)
+    assert _run("all", tiny_model_dir, None, tmp_path, cache, "--only", "weights") == 0
+    assert "neuron:" not in capsys.readouterr().out
+
+
 def test_analyze_all_refuses_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", "all", "--only", "weights,telepathy"]) == 2
     assert "unknown analyses ['telepathy']" in capsys.readouterr().err
