@@ -42,6 +42,7 @@ import numpy as np
 
 from featuretests.corpora.documents import Document
 from featuretests.errors import InvalidArgument
+from featuretests.falsify_mutations import OPS, Mutant, Mutation, mutants
 from featuretests.labels.base import Labeller
 from featuretests.models.hooks import hook_name
 from featuretests.models.neurons import NeuronId, parse_neuron
@@ -58,27 +59,8 @@ __all__ = [
     "unit_activations",
 ]
 
-OPS = ("replace", "insert", "delete", "shift")  # in shrink order: the first is the simplest
 FALSE_POSITIVE = "false positive"
 FALSE_NEGATIVE = "false negative"
-
-
-@dataclass(frozen=True)
-class Mutation:
-    """One edit of a token list: `op` at index `position`, with `token` (replace, insert) or `count` (shift)."""
-
-    op: str
-    position: int = 0
-    token_id: int = -1
-    token: str = ""
-    count: int = 0
-
-    def __str__(self) -> str:
-        if self.op == "shift":
-            return f"shift +{self.count} (prepend filler x{self.count})"
-        if self.op == "delete":
-            return f"delete @{self.position}"
-        return f"{self.op} @{self.position} {self.token!r}"
 
 
 @dataclass(frozen=True)
@@ -241,58 +223,6 @@ class _Oracle:
         return Finding(i, tokens, bool(y[i]), float(a[i]), FALSE_NEGATIVE if y[i] else FALSE_POSITIVE)
 
 
-@dataclass(frozen=True)
-class _Mutant:
-    seed: int
-    mutations: tuple[Mutation, ...]
-    ids: tuple[int, ...]
-
-
-def _apply(ids: list[int], m: Mutation, filler: list[int]) -> list[int]:
-    """`ids` after mutation `m` (a shift prepends `m.count` copies of the filler's tokens)."""
-    head, tail = ids[: m.position], ids[m.position + (m.op != "insert") :]
-    if m.op == "shift":
-        return filler * m.count + ids
-    return [*head, m.token_id, *tail] if m.op in ("replace", "insert") else head + tail
-
-
-def _mutants(
-    seeds: list[list[int]], token: Any, names: np.ndarray, filler: list[int], max_mutations: int, max_shift: int
-) -> Any:
-    """The strategy of `_Mutant`s: a seed index (seeds shortest first) and a list of edits applied in turn.
-
-    Edits are drawn independently of each other (a position is taken modulo the current length), so that the
-    shrinker can drop any one edit of the list without changing what the others mean.
-    """
-    from hypothesis import strategies as st
-
-    span = max(len(s) for s in seeds) + 1 + max_mutations * (1 + max_shift * len(filler))
-    pos = st.integers(0, span)
-    raw = st.one_of(
-        st.tuples(st.just("replace"), pos, token),
-        st.tuples(st.just("insert"), pos, token),
-        st.tuples(st.just("delete"), pos, st.just(-1)),
-        st.tuples(st.just("shift"), st.integers(1, max_shift), st.just(-1)),
-    )
-
-    def build(drawn: tuple[int, list[tuple[str, int, int]]]) -> _Mutant:
-        s, edits = drawn
-        ids = list(seeds[s])
-        done: list[Mutation] = []
-        for op, n, tok in edits:
-            if op == "shift":
-                m = Mutation("shift", count=n)
-            elif op == "insert" or ids:
-                m = Mutation(op, n % (len(ids) + (op == "insert")), tok, str(names[tok]) if tok >= 0 else "")
-            else:
-                continue  # nothing left to replace or delete
-            ids = _apply(ids, m, filler)
-            done.append(m)
-        return _Mutant(s, tuple(done), tuple(ids))
-
-    return st.tuples(st.integers(0, len(seeds) - 1), st.lists(raw, max_size=max_mutations)).map(build)
-
-
 def _vocabulary(tokenizer: Any) -> tuple[list[int], np.ndarray]:
     """Ids of ordinary tokens (not special, decoding to non-empty valid text), and every id's decoded text."""
     from featuretests.labels.segment import backend, vocab_texts
@@ -390,10 +320,10 @@ def falsify(
     ordinary, names = _vocabulary(model.tokenizer)
     token = _tokens(model, seed_ids, ordinary, vocab, hook, nid.index, n_focus)
     filler_ids = list(be.encode(filler, add_special_tokens=False).ids)
-    strategy = _mutants(seed_ids, token, names, filler_ids, max_mutations, max_shift)
+    strategy = mutants(seed_ids, token, names, filler_ids, max_mutations, max_shift)
     oracle = _Oracle(model, expr, labellers_for(expr, labellers), hook, nid.index, threshold, margin, max_evaluations)
 
-    def doc_of(m: _Mutant) -> Document:
+    def doc_of(m: Mutant) -> Document:
         base = docs[order[m.seed]]
         return replace(base, text=be.decode(list(m.ids), skip_special_tokens=False)) if m.mutations else base
 
