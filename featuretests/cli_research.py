@@ -72,17 +72,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
+def _neuron(text: str, session: Any) -> Any:
+    """`text` (``L0N412``) parsed and checked against the session's model: a clear error names its shape."""
     from featuretests.models.neurons import parse_neuron
+
+    model = session.model
+    return parse_neuron(text).check(n_layers=model.n_layers, n_units=model.d_mlp, model=model.name)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
     from featuretests.pages import neuron_page
     from featuretests.render.html import neuron_page_name, render_html_report
     from featuretests.render.marking import choose_marker, mark_token
     from featuretests.report.schema import SCHEMA
 
     session = _session(args)
-    neuron = parse_neuron(args.neuron).check(
-        n_layers=session.model.n_layers, n_units=session.model.d_mlp, model=session.model.name
-    )
+    neuron = _neuron(args.neuron, session)
     page = neuron_page(session, args.corpus, neuron)
     s = page["summary"]
     print(
@@ -111,13 +116,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     """A neuron's automatic first explanation: the label library ranked against it, then compositional formulas."""
 
     from featuretests.analysis.library import build_library
-    from featuretests.models.neurons import parse_neuron
     from featuretests.search import explain_compositional, rank_labels
 
     session = _session(args)
-    neuron = parse_neuron(args.neuron).check(
-        n_layers=session.model.n_layers, n_units=session.model.d_mlp, model=session.model.name
-    )
+    neuron = _neuron(args.neuron, session)
     table = session.table(args.corpus)
     acts = session.unit_acts(args.corpus, neuron)
     lib = build_library(table, top_bigrams=args.compounds, top_context=args.compounds)
