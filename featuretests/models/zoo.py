@@ -14,8 +14,8 @@ ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 
 # name -> (n_layers, act_fn, training tokens). Same widths for all four; see featuretests/training/pipeline.py.
 TOY_MODELS: dict[str, tuple[int, str, int]] = {
-    "toy-gelu-1l": (1, "gelu", 22_000_000),
-    "toy-solu-1l": (1, "solu_ln", 22_000_000),
+    "toy-gelu-1l": (1, "gelu", 56_000_000),
+    "toy-solu-1l": (1, "solu_ln", 56_000_000),
     "toy-gelu-2l": (2, "gelu", 20_000_000),
     "toy-solu-2l": (2, "solu_ln", 20_000_000),
 }
@@ -26,8 +26,8 @@ TOY_VOCAB: dict[str, int] = {"toy-gelu-1l": 8192, "toy-solu-1l": 8192, "toy-gelu
 # name -> the precision of its forward pass in training (`featuretests train --precision`), so that a plain
 # `featuretests train <name>` reproduces the shipped weights. A GELU/SoLU pair shares it.
 TOY_PRECISION: dict[str, str] = {
-    "toy-gelu-1l": "fp32",
-    "toy-solu-1l": "fp32",
+    "toy-gelu-1l": "bf16",
+    "toy-solu-1l": "bf16",
     "toy-gelu-2l": "fp32",
     "toy-solu-2l": "fp32",
 }
