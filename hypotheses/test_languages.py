@@ -19,7 +19,7 @@ udhr = ft.corpus("udhr")
     precision=0.7,
     recall=0.5,
     controls=[(ud_nl, lambda t: t.text == " die"), (ud_af, lambda t: t.text == " die")],
-    xfail="toy-gelu-1l quick: best L0N212 precision 0.02 [0.00, 0.04], recall 0.55 [0.53, 0.58]"
+    xfail="toy-gelu-1l quick: best L0N288 precision 0.09 [0.00, 0.12], recall 0.38 [0.35, 0.42]"
     " (needs precision 0.7, recall 0.5)",
 )
 def die_is_german(t):

@@ -14,7 +14,7 @@ b64 = ft.corpus("synthetic-base64")
     latex,
     precision=0.7,
     recall=0.5,
-    xfail="toy-gelu-1l quick: best L0N138 precision 0.30 [0.15, 0.45], recall 0.12 [0.09, 0.17]"
+    xfail="toy-gelu-1l quick: best L0N34 precision 0.11 [0.04, 0.19], recall 0.14 [0.11, 0.17]"
     " (needs precision 0.7, recall 0.5)",
 )
 def left_right(t):
@@ -25,7 +25,6 @@ def left_right(t):
 @ft.hypothesis(
     latex,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N112 auroc 0.85 [0.83, 0.86] (needs auroc 0.85)",
 )
 def math_mode(t):
     """Some neuron fires inside math mode ($...$, equation, align, ...)."""

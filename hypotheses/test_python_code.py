@@ -3,7 +3,9 @@
 Thresholds say what a researcher would accept as "this neuron detects X", fixed before looking at the numbers:
 a token detector must be precise (precision >= 0.7: most of its firing is on that token) and cover most of the
 token's occurrences (recall >= 0.5); a context feature found by search must separate its tokens well
-(AUROC >= 0.85). The neuron ids come from a search run on toy-gelu-1l (featuretests search, quick profile).
+(AUROC >= 0.85). The neuron ids come from a search run on toy-gelu-1l (featuretests search, quick profile),
+re-checked on the shipped 56M-token weights: L0N82 is still the best unit by F1 for ' self' (L0N78 the best by
+AUROC, 0.99), L0N114 the second for '(' (F1 0.247 against L0N134's 0.250).
 """
 
 import featuretests as ft
@@ -17,7 +19,7 @@ python = ft.corpus("python-stdlib")
     precision=0.7,
     recall=0.5,
     auroc=0.95,
-    xfail="toy-gelu-1l quick: L0N82 precision 0.22 [0.12, 0.34], recall 0.50 [0.34, 0.70], auroc 0.81 [0.68, 0.93]"
+    xfail="toy-gelu-1l quick: L0N82 precision 0.19 [0.11, 0.35], recall 0.47 [0.29, 0.68], auroc 0.69 [0.52, 0.83]"
     " (needs precision 0.7, recall 0.5, auroc 0.95)",
 )
 def self_token(t):
@@ -30,7 +32,7 @@ def self_token(t):
     neuron="L0N114",
     precision=0.7,
     recall=0.5,
-    xfail="toy-gelu-1l quick: L0N114 precision 0.14 [0.11, 0.17], recall 0.61 [0.53, 0.71]"
+    xfail="toy-gelu-1l quick: L0N114 precision 0.21 [0.15, 0.29], recall 0.28 [0.22, 0.34]"
     " (needs precision 0.7, recall 0.5)",
 )
 def open_paren(t):
@@ -56,7 +58,7 @@ def keywords(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N137 auroc 0.78 [0.73, 0.82] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N441 auroc 0.83 [0.79, 0.87] (needs auroc 0.85)",
 )
 def indent_level_3(t):
     """Some neuron fires on the first token of a line indented three levels (the indentation-tracking question)."""
@@ -66,7 +68,7 @@ def indent_level_3(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N492 auroc 0.68 [0.62, 0.75] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N484 auroc 0.71 [0.64, 0.81] (needs auroc 0.85)",
 )
 def inside_comment(t):
     """Some neuron fires inside '#' comments."""
@@ -76,7 +78,7 @@ def inside_comment(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N402 auroc 0.67 [0.59, 0.75] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N402 auroc 0.72 [0.63, 0.78] (needs auroc 0.85)",
 )
 def inside_string(t):
     """Some neuron fires inside string literals."""
@@ -86,7 +88,6 @@ def inside_string(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N76 auroc 0.65 [0.57, 0.70] (needs auroc 0.85)",
 )
 def nested_brackets(t):
     """Some neuron fires at bracket nesting depth two or more (the bracket-depth question)."""
@@ -96,7 +97,7 @@ def nested_brackets(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N401 spearman 0.42 [0.33, 0.53] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N401 spearman 0.38 [0.27, 0.50] (needs spearman 0.5)",
 )
 def indent_level_tracked(t):
     """Some neuron's activation rises with the indent level (a numeric feature: Spearman >= 0.5 over all tokens).
@@ -109,7 +110,7 @@ def indent_level_tracked(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N267 spearman 0.23 [0.16, 0.34] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N267 spearman 0.39 [0.33, 0.50] (needs spearman 0.5)",
 )
 def bracket_depth_tracked(t):
     """Some neuron's activation rises with the total bracket nesting depth (Spearman >= 0.5)."""
@@ -121,7 +122,7 @@ def bracket_depth_tracked(t):
     precision=0.7,
     recall=0.5,
     controls=[(python, lambda t: (t.text == ",") & (t.prev_1 != "self"))],
-    xfail="toy-gelu-1l quick: best L0N134 precision 0.02 [0.01, 0.03], recall 0.64 [0.35, 0.79]"
+    xfail="toy-gelu-1l quick: best L0N423 precision 0.04 [0.01, 0.08], recall 0.44 [0.19, 0.72]"
     " (needs precision 0.7, recall 0.5)",
 )
 def self_comma_trigram(t):
