@@ -16,8 +16,8 @@ ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 TOY_MODELS: dict[str, tuple[int, str, int]] = {
     "toy-gelu-1l": (1, "gelu", 56_000_000),
     "toy-solu-1l": (1, "solu_ln", 56_000_000),
-    "toy-gelu-2l": (2, "gelu", 20_000_000),
-    "toy-solu-2l": (2, "solu_ln", 20_000_000),
+    "toy-gelu-2l": (2, "gelu", 56_000_000),
+    "toy-solu-2l": (2, "solu_ln", 56_000_000),
 }
 
 # name -> vocabulary size of its BPE tokenizer (why: featuretests/training/pipeline_text.py, SIZES_WHY).
@@ -28,8 +28,8 @@ TOY_VOCAB: dict[str, int] = {"toy-gelu-1l": 8192, "toy-solu-1l": 8192, "toy-gelu
 TOY_PRECISION: dict[str, str] = {
     "toy-gelu-1l": "bf16",
     "toy-solu-1l": "bf16",
-    "toy-gelu-2l": "fp32",
-    "toy-solu-2l": "fp32",
+    "toy-gelu-2l": "bf16",
+    "toy-solu-2l": "bf16",
 }
 
 # Held-out loss per token must beat the add-k bigram baseline by at least this many nats, per domain.
