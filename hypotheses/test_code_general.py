@@ -15,7 +15,7 @@ javascript = ft.corpus("javascript")
     python,
     also_on=javascript,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N402 auroc 0.72 [0.63, 0.78] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N402 auroc 0.72 [0.63, 0.78], on javascript 0.67 (needs auroc 0.85)",
 )
 def string_in_any_language(t):
     """Some neuron fires inside string literals, in Python and in JavaScript alike."""
@@ -26,7 +26,7 @@ def string_in_any_language(t):
     python,
     also_on=javascript,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N484 auroc 0.71 [0.64, 0.81] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N484 auroc 0.71 [0.64, 0.81], on javascript 0.76 (needs auroc 0.85)",
 )
 def comment_in_any_language(t):
     """Some neuron fires inside comments (# in Python, // and /* */ in JavaScript)."""

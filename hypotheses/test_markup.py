@@ -22,10 +22,7 @@ def left_right(t):
     return (t.latex_command == "\\left") | (t.latex_command == "\\right")
 
 
-@ft.hypothesis(
-    latex,
-    auroc=0.85,
-)
+@ft.hypothesis(latex, auroc=0.85)
 def math_mode(t):
     """Some neuron fires inside math mode ($...$, equation, align, ...)."""
     return t.in_math

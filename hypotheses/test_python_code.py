@@ -46,10 +46,7 @@ def numbers(t):
     return t.is_number
 
 
-@ft.hypothesis(
-    python,
-    auroc=0.85,
-)
+@ft.hypothesis(python, auroc=0.85)
 def keywords(t):
     """Some neuron fires on Python keywords (if, for, return, ...), identified with the tokenize module."""
     return t.is_keyword
@@ -85,10 +82,7 @@ def inside_string(t):
     return t.in_string
 
 
-@ft.hypothesis(
-    python,
-    auroc=0.85,
-)
+@ft.hypothesis(python, auroc=0.85)
 def nested_brackets(t):
     """Some neuron fires at bracket nesting depth two or more (the bracket-depth question)."""
     return t.bracket_nesting >= 2
