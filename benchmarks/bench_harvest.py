@@ -160,10 +160,12 @@ def speed(args: argparse.Namespace) -> None:
     import torch
 
     from featuretests.harvest import forward_passes
+    from featuretests.models.cpu_memory import allocator_policy
 
-    model = bench_model(args.model)
+    model = bench_model(args.model)  # a CPU model: its loading set the allocator policy that all three passes run under
     print(
         f"model {args.model}, torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
+        f"allocator {allocator_policy()}, "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, batch {args.batch_size} windows, {args.tokens} tokens, "
         f"{args.repeats} rounds"
     )
