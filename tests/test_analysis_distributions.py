@@ -5,6 +5,7 @@ well-formed SVG."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -36,6 +37,7 @@ from featuretests.analysis.normality import (
     ogive_segments,
 )
 from featuretests.analysis.plots import line_chart, panel_row
+from featuretests.metrics.scores import Scores
 
 N = 200_000
 
@@ -344,6 +346,39 @@ def test_distribution_ci_contains_the_estimate_and_shrinks_with_more_documents()
         picks = {"skew": 1, "kurtosis": 1, "bimodality": 2, "frac_positive": 0}
         widths.append(np.array([ci.high[k][u].value - ci.low[k][u].value for k, u in picks.items()]))
     assert (widths[1] < 0.5 * widths[0]).all()  # 16 x the documents: about 1/4 of the width
+
+
+def test_distribution_ci_json_flags_estimates_outside_their_interval() -> None:
+    x, doc = _documents(40, per_doc=50, seed=3)
+    ci = distribution_ci(x, doc, n_resamples=200, seed=1)
+    out = ci.to_json()
+    assert all(out["summary"][k]["covers_estimate"] is True for k in ("median_skew", "median_frac_positive"))
+    assert out["outside_share"]["frac_positive"] == 0.0
+    # move one unit's interval and one summary's interval off their estimates: both are reported
+    shifted_low = dict(ci.low)
+    kurt = ci.low["kurtosis"].filled(0.0).copy()
+    kurt[1] = ci.estimate["kurtosis"][1].value + 1.0
+    shifted_low["kurtosis"] = Scores.build("kurtosis_ci_low", kurt, [(~ci.low["kurtosis"].defined, "undefined")])
+    shifted_low["median_kurtosis"] = Scores.build("low", ci.estimate["median_kurtosis"].value + 1.0)
+    moved = dataclasses.replace(ci, low=shifted_low).to_json()
+    assert moved["summary"]["median_kurtosis"]["covers_estimate"] is False
+    assert moved["outside_share"]["kurtosis"] == pytest.approx(1 / 4)  # 4 defined units (unit 3 is constant)
+    assert moved["outside_share"]["skew"] == out["outside_share"]["skew"]
+    json.dumps(moved, allow_nan=False)
+
+
+def test_distributions_table_marks_and_explains_an_interval_outside_its_estimate() -> None:
+    from featuretests.analysis.distributions_cli import OUTSIDE_NOTE, _ci_cell
+
+    inside = {
+        "ci": {"summary": {"median_kurtosis": {"estimate": 2.0, "low": 1.0, "high": 3.0, "covers_estimate": True}}}
+    }
+    outside = {
+        "ci": {"summary": {"median_kurtosis": {"estimate": 3.5, "low": 1.0, "high": 3.0, "covers_estimate": False}}}
+    }
+    assert _ci_cell(inside, "median_kurtosis") == "2.000 [1.000, 3.000]"
+    assert _ci_cell(outside, "median_kurtosis") == "3.500 [1.000, 3.000] (outside)"
+    assert OUTSIDE_NOTE.startswith("(outside)")
 
 
 def test_distribution_ci_resamples_documents_not_tokens() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 
@@ -13,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from featuretests import InvalidArgument, stats
 from featuretests import metrics as ftm
+from featuretests.metrics.scores import Scores
 
 
 def _corpus(n_docs: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -209,6 +211,22 @@ def test_health_check_for_too_small_a_corpus() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert stats.check_margin(ci, threshold=ci.low.value - 0.5, subject="L0N0") == []
+
+
+def test_health_check_for_an_estimate_outside_its_own_interval() -> None:
+    acts, label, docs = _corpus(n_docs=30)
+    ci = stats.bootstrap(ftm.auroc, acts, label, docs, n_resamples=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.check_coverage(ci, subject="L0N") == []  # a mean-like statistic: inside
+    # the interval of unit 1 moved above its estimate, as a biased statistic's would be
+    low = ci.low.filled(0.0).copy()
+    high = ci.high.filled(0.0).copy()
+    low[1], high[1] = ci.estimate[1].value + 0.01, ci.estimate[1].value + 0.05
+    biased = dataclasses.replace(ci, low=Scores.build("auroc_ci_low", low), high=Scores.build("auroc_ci_high", high))
+    with pytest.warns(stats.HealthCheckWarning, match=r"L0N\[1\].*outside its own 95% percentile interval"):
+        issues = stats.check_coverage(biased, subject="L0N")
+    assert [(i.check, i.subject) for i in issues] == [("biased_bootstrap", "L0N[1]")]
 
 
 def test_invalid_arguments_say_what_to_pass() -> None:

@@ -60,6 +60,7 @@ SUMMARIES = ("median_skew", "median_kurtosis", "median_bimodality", "median_frac
 CONSTANT = "the unit is constant over the tokens (zero variance)"
 TOO_FEW = "fewer than 4 tokens"
 NO_UNIT = "no unit has the statistic defined"
+NO_INTERVAL = "the estimate or an end of its interval is undefined"
 _BLOCK_BYTES = 64 << 20
 
 
@@ -251,15 +252,38 @@ class DistributionCI:
             "n_resamples": self.n_resamples,
             "n_documents": self.n_documents,
             "summary": {
-                k: {"estimate": self.estimate[k].value, "low": self.low[k].value, "high": self.high[k].value}
+                k: {
+                    "estimate": self.estimate[k].value,
+                    "low": self.low[k].value,
+                    "high": self.high[k].value,
+                    "covers_estimate": _flag(_covers(self.estimate[k], self.low[k], self.high[k]).value),
+                }
                 for k in SUMMARIES
             },
+            # per statistic, the share of units whose estimate lies outside their own interval (check_coverage)
+            "outside_share": {k: _outside_share(self.estimate[k], self.low[k], self.high[k]) for k in STATISTICS},
         }
         if per_unit:
             out["per_unit"] = {k: {"low": self.low[k].tolist(), "high": self.high[k].tolist()} for k in STATISTICS}
         reasons = {k: sorted(set(self.low[k].reasons) | set(self.high[k].reasons)) for k in (*STATISTICS, *SUMMARIES)}
         out["undefined"] = {k: v for k, v in reasons.items() if v}
         return out
+
+
+def _covers(estimate: Scores, low: Scores, high: Scores) -> Scores:
+    """1.0 where low <= estimate <= high, 0.0 where the estimate lies outside; undefined where any of them is."""
+    e, lo, hi = (x.filled(0.0) for x in (estimate, low, high))
+    undefined = ~(estimate.defined & low.defined & high.defined)
+    return Scores.build("covers_estimate", ((lo <= e) & (e <= hi)).astype(np.float64), [(undefined, NO_INTERVAL)])
+
+
+def _flag(value: float | None) -> bool | None:
+    return None if value is None else value == 1.0
+
+
+def _outside_share(estimate: Scores, low: Scores, high: Scores) -> float | None:
+    covers = _covers(estimate, low, high)
+    return None if not covers.defined.any() else float(1.0 - covers.filled(0.0)[covers.defined].mean())
 
 
 def distribution_ci(

@@ -9,7 +9,14 @@ per-token statistic; any other metric is called once per resample.
 """
 
 from featuretests.stats.bootstrap import ConfidenceInterval, bootstrap, bootstrap_document_rows
-from featuretests.stats.health import HealthCheckWarning, HealthIssue, check_label, check_margin, check_units
+from featuretests.stats.health import (
+    HealthCheckWarning,
+    HealthIssue,
+    check_coverage,
+    check_label,
+    check_margin,
+    check_units,
+)
 from featuretests.stats.multiple_testing import BHResult, benjamini_hochberg
 from featuretests.stats.permutation import PermutationResult, permutation_test, permutation_test_blocks
 
@@ -22,6 +29,7 @@ __all__ = [
     "benjamini_hochberg",
     "bootstrap",
     "bootstrap_document_rows",
+    "check_coverage",
     "check_label",
     "check_margin",
     "check_units",

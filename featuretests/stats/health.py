@@ -86,3 +86,27 @@ def check_margin(
         )
         issues.append(HealthIssue("imprecise", where, f"corpus too small for the claim: {why}; add documents"))
     return _report(issues, emit)
+
+
+def check_coverage(interval: ConfidenceInterval, *, subject: str = "the unit", emit: bool = True) -> list[HealthIssue]:
+    """Warn where an estimate lies outside its own percentile interval (entries flattened).
+
+    The percentile interval is read off the resampled statistics; when nearly all of them fall on one side of the
+    estimate, the statistic is biased under document resampling and the interval misplaces the uncertainty. Seen
+    with summaries over many units of tail statistics (the median kurtosis of a layer): each unit's resampled
+    values are right-skewed, since a document holding a tail is left out of a resample (probability ~0.37) more
+    often than doubled, and they move together across units, so a resample's median over units sits below the
+    estimate's.
+    """
+    est, low, high = interval.estimate, interval.low, interval.high
+    ok = np.atleast_1d(est.defined & low.defined & high.defined)
+    e, lo, hi = (np.atleast_1d(x.filled(0.0)) for x in (est, low, high))
+    issues = []
+    for idx in zip(*np.nonzero(ok & ((e < lo) | (e > hi))), strict=True):
+        where = f"{subject}[{', '.join(map(str, idx))}]" if est.shape else subject
+        why = (
+            f"{est.metric} of {where} is {float(e[idx]):.4g}, outside its own {interval.confidence:.0%} percentile "
+            f"interval [{float(lo[idx]):.4g}, {float(hi[idx]):.4g}]: the statistic is biased under document resampling"
+        )
+        issues.append(HealthIssue("biased_bootstrap", where, f"{why}; do not read the interval as its uncertainty"))
+    return _report(issues, emit)
