@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from featuretests.models.cpu_memory import OPT_OUT  # a light module: no torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,9 +62,9 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(args: argparse.Namespace, glibc_default: bool) -> dict[str, dict[str, float]]:
     env = dict(os.environ)
-    env.pop("FEATURETESTS_GLIBC_MALLOC", None)
+    env.pop(OPT_OUT, None)
     if glibc_default:
-        env["FEATURETESTS_GLIBC_MALLOC"] = "1"
+        env[OPT_OUT] = "1"
     cmd = [sys.executable, __file__, "--child", "--model", args.model, "--tokens", str(args.tokens)]
     cmd += ["--batch-size", str(args.batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from featuretests.models.cpu_memory import OPT_OUT
+
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the policy applies to glibc only")
 
 # allocate, touch and free a 48 MB tensor ten times (above glibc's largest mmap threshold, as a batch's attention
@@ -37,9 +39,9 @@ print(json.dumps({"faults": faults, "applied": cpu_memory._applied, "policy": cp
 
 
 def _child(mode: str, *, opt_out: bool) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != "FEATURETESTS_GLIBC_MALLOC"}
+    env = {k: v for k, v in os.environ.items() if k != OPT_OUT}
     if opt_out:
-        env["FEATURETESTS_GLIBC_MALLOC"] = "1"
+        env[OPT_OUT] = "1"
     done = subprocess.run([sys.executable, "-c", _CHILD, mode], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -48,7 +50,7 @@ def _child(mode: str, *, opt_out: bool) -> dict[str, object]:
 def test_loading_a_cpu_model_stops_refaulting_freed_memory() -> None:
     default = _child("model", opt_out=True)
     tuned = _child("model", opt_out=False)
-    assert default["applied"] is False and "FEATURETESTS_GLIBC_MALLOC" in str(default["policy"])
+    assert default["applied"] is False and OPT_OUT in str(default["policy"])
     assert tuned["applied"] is True and "M_MMAP_MAX 0" in str(tuned["policy"])
     # 10 x 48 MB = 123k pages: glibc's defaults fault every one in again; the policy faults the first block only
     assert int(default["faults"]) > 100_000

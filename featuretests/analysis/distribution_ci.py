@@ -37,6 +37,7 @@ from scipy import sparse
 
 from featuretests.errors import InvalidArgument
 from featuretests.metrics.scores import Scores
+from featuretests.stats.health import outside_interval
 
 if TYPE_CHECKING:
     from featuretests.stats import ConfidenceInterval
@@ -60,7 +61,6 @@ SUMMARIES = ("median_skew", "median_kurtosis", "median_bimodality", "median_frac
 CONSTANT = "the unit is constant over the tokens (zero variance)"
 TOO_FEW = "fewer than 4 tokens"
 NO_UNIT = "no unit has the statistic defined"
-NO_INTERVAL = "the estimate or an end of its interval is undefined"
 _BLOCK_BYTES = 64 << 20
 
 
@@ -256,7 +256,7 @@ class DistributionCI:
                     "estimate": self.estimate[k].value,
                     "low": self.low[k].value,
                     "high": self.high[k].value,
-                    "covers_estimate": _flag(_covers(self.estimate[k], self.low[k], self.high[k]).value),
+                    "covers_estimate": _covers(self.estimate[k], self.low[k], self.high[k]),
                 }
                 for k in SUMMARIES
             },
@@ -270,20 +270,15 @@ class DistributionCI:
         return out
 
 
-def _covers(estimate: Scores, low: Scores, high: Scores) -> Scores:
-    """1.0 where low <= estimate <= high, 0.0 where the estimate lies outside; undefined where any of them is."""
-    e, lo, hi = (x.filled(0.0) for x in (estimate, low, high))
-    undefined = ~(estimate.defined & low.defined & high.defined)
-    return Scores.build("covers_estimate", ((lo <= e) & (e <= hi)).astype(np.float64), [(undefined, NO_INTERVAL)])
-
-
-def _flag(value: float | None) -> bool | None:
-    return None if value is None else value == 1.0
+def _covers(estimate: Scores, low: Scores, high: Scores) -> bool | None:
+    """Whether a 0-d estimate lies inside its interval; None if any of them is undefined."""
+    outside, defined = outside_interval(estimate, low, high)
+    return bool(~outside) if defined else None
 
 
 def _outside_share(estimate: Scores, low: Scores, high: Scores) -> float | None:
-    covers = _covers(estimate, low, high)
-    return None if not covers.defined.any() else float(1.0 - covers.filled(0.0)[covers.defined].mean())
+    outside, defined = outside_interval(estimate, low, high)
+    return float(outside[defined].mean()) if defined.any() else None
 
 
 def distribution_ci(

@@ -112,7 +112,7 @@ def _ci_cell(p: dict[str, Any], name: str, spec: str = ".3f") -> str | None:
     if ci is None or ci["estimate"] is None:
         return None
     low, high = ("n/a" if v is None else format(v, spec) for v in (ci["low"], ci["high"]))
-    mark = " (outside)" if ci.get("covers_estimate") is False else ""  # see OUTSIDE_NOTE
+    mark = " (outside)" if ci["covers_estimate"] is False else ""  # see OUTSIDE_NOTE
     return f"{format(ci['estimate'], spec)} [{low}, {high}]{mark}"
 
 
@@ -302,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
             "",
             markdown_table(ci_rows, list(ci_rows[0])),
         ]
-        if any("(outside)" in str(v) for r in ci_rows for v in r.values()):
+        summaries = [p["ci"]["summary"] for kinds in data.values() for p in kinds.values() if "ci" in p]
+        if any(ci["covers_estimate"] is False for summary in summaries for ci in summary.values()):
             md += ["", OUTSIDE_NOTE]
     checks = [
         {"model/layer": key, "kind": kind} | {k: v for k, v in p["anderson_from_histogram"].items() if k != "undefined"}

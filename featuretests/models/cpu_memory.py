@@ -41,13 +41,17 @@ def allocator_policy() -> str:
     """A line for benchmarks and provenance: which allocator policy this process runs under."""
     if keep_freed_memory():
         return f"featuretests (glibc M_MMAP_MAX 0, M_TRIM_THRESHOLD {TRIM_THRESHOLD >> 20} MiB)"
-    if os.environ.get(OPT_OUT, "") not in ("", "0"):
+    if _opted_out():
         return f"glibc defaults ({OPT_OUT} is set)"
     return "the platform's defaults (not glibc)"
 
 
+def _opted_out() -> bool:
+    return os.environ.get(OPT_OUT, "") not in ("", "0")
+
+
 def _apply() -> bool:
-    if os.environ.get(OPT_OUT, "") not in ("", "0") or platform.libc_ver()[0] != "glibc":
+    if _opted_out() or platform.libc_ver()[0] != "glibc":
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 
 from featuretests.errors import InvalidArgument
 from featuretests.metrics._arrays import as_activations
+from featuretests.metrics.scores import Scores
 from featuretests.stats.bootstrap import ConfidenceInterval
 
 
@@ -88,6 +89,14 @@ def check_margin(
     return _report(issues, emit)
 
 
+def outside_interval(estimate: Scores, low: Scores, high: Scores) -> tuple[np.ndarray, np.ndarray]:
+    """(outside, defined), bool arrays of the Scores' shape: where the estimate lies outside [low, high], and where
+    all three are defined (outside is False elsewhere)."""
+    defined = estimate.defined & low.defined & high.defined
+    e, lo, hi = (x.filled(0.0) for x in (estimate, low, high))
+    return defined & ((e < lo) | (e > hi)), defined
+
+
 def check_coverage(interval: ConfidenceInterval, *, subject: str = "the unit", emit: bool = True) -> list[HealthIssue]:
     """Warn where an estimate lies outside its own percentile interval (entries flattened).
 
@@ -99,10 +108,10 @@ def check_coverage(interval: ConfidenceInterval, *, subject: str = "the unit", e
     estimate's.
     """
     est, low, high = interval.estimate, interval.low, interval.high
-    ok = np.atleast_1d(est.defined & low.defined & high.defined)
+    outside, _ = outside_interval(est, low, high)
     e, lo, hi = (np.atleast_1d(x.filled(0.0)) for x in (est, low, high))
     issues = []
-    for idx in zip(*np.nonzero(ok & ((e < lo) | (e > hi))), strict=True):
+    for idx in zip(*np.nonzero(np.atleast_1d(outside)), strict=True):
         where = f"{subject}[{', '.join(map(str, idx))}]" if est.shape else subject
         why = (
             f"{est.metric} of {where} is {float(e[idx]):.4g}, outside its own {interval.confidence:.0%} percentile "
