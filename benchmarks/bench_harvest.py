@@ -7,12 +7,16 @@ Measures tokens/s of
 in --repeats rounds (default 3), each round running (a), (b), (c) back to back, and prints per round and as the
 median over rounds harvest/(a) (goal >= 0.9) and harvest/(c) (goal >= 1.5), each MET or MISSED by its median, with
 the spread (min-max over rounds) and the torch thread count. Then it runs harvest again with the cache warm and
-prints the forward passes it ran (goal 0). Last, in a subprocess, the peak RSS of harvesting --rss-tokens tokens
-(default 1M) of a 2L model (2 x 512 units), read with getrusage(RUSAGE_CHILDREN) (goal < 4 GB).
+prints the forward passes it ran (goal 0), and the writer's own speed: stored tokens per CPU second of its
+thread, the ceiling of a harvest whose writer has one core beside a forward pass that costs the CPU nothing (a
+GPU's; not measured here). Last, in a subprocess, the peak RSS of harvesting --rss-tokens tokens
+(default 1M) of a 2L model (2 x 512 units), the child's own VmHWM (goal < 4 GB; not ru_maxrss, which counts the
+parent's memory: see peak_memory.py).
 
 --threads sets torch's intra-op threads for all three passes. The harvest's writer (summaries, checksums, file
 writes) runs on a thread of its own beside the forward pass; with --threads 1 on a 2-core machine it has a core to
-itself, which is the situation of a machine with more cores than the forward pass uses, or of a GPU forward pass.
+itself, which is the situation of a machine with more cores than the forward pass uses. Beside a GPU forward pass
+the writer has the CPU too, but the forward pass may then outrun it: the writer ceiling says by how much.
 
 --model picks the 1L model: 'random' (untrained, built from `toy_config`; the default), a zoo model of the same
 shape such as toy-gelu-1l, or 'random-gelu-1l': untrained, in the published shape of TransformerLens's gelu-1l
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,6 +48,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import own_peak_rss_gb
 
 HOOK = "blocks.0.mlp.hook_post"
 
@@ -175,6 +181,7 @@ def speed(args: argparse.Namespace) -> None:
     labels = {"a": "bare truncated forward", "b": "harvest (store+summary)", "c": "run_with_cache, full"}
     ratios: dict[str, list[float]] = {name: [] for name in GOALS}
     cpu_ratios: dict[str, list[float]] = {name: [] for name in GOALS}
+    writer_rates: list[float] = []  # stored tokens per CPU second of the harvest's writer
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):  # a round measures all three, interleaved: background load hits them alike
             runs = {
@@ -192,6 +199,7 @@ def speed(args: argparse.Namespace) -> None:
                 print(f"  round {rep + 1} ({name}) {labels[name]:24s}: {rate}")
                 if name == "b":
                     store = out
+                    writer_rates.append(n / out.writer_cpu_seconds)
                     assert forward_passes() - before == -(-len(windows) // args.batch_size)
             for name, ref in (("harvest/(a)", "a"), ("harvest/(c)", "c")):
                 ratios[name].append(wall[ref] / wall["b"])
@@ -205,6 +213,11 @@ def speed(args: argparse.Namespace) -> None:
                 f"{max(values):.2f} (goal >= {goal}): {_verdict(med >= goal)}; in CPU time "
                 f"{float(np.median(cpu_ratios[name])):.2f}"
             )
+        print(
+            f"writer ceiling: {float(np.median(writer_rates)):.0f} stored tokens per CPU second of the writer "
+            f"(median; {store.width(HOOK)} units): the most a harvest can reach while its writer has one core, "
+            "however fast the forward pass (a GPU's)"
+        )
         before = forward_passes()
         w, _, again = _timed(run_harvest, model, windows, args.batch_size, Path(tmp) / "r0", [HOOK])
         ran = forward_passes() - before
@@ -224,6 +237,7 @@ def rss_child(n_tokens: int, batch_size: int, cache_dir: str) -> None:
     store = run_harvest(model, windows, batch_size, Path(cache_dir), default_hooks(model))
     seconds = time.perf_counter() - start
     print(f"child: {store.n_tokens} tokens x {sum(store.width(h) for h in store.hooks)} units in {seconds:.0f} s")
+    print(f"peak_rss_gb {own_peak_rss_gb()}")  # read by `rss`; VmHWM, not ru_maxrss (see peak_memory)
 
 
 def rss(args: argparse.Namespace) -> None:
@@ -238,10 +252,10 @@ def rss(args: argparse.Namespace) -> None:
             "--cache-dir",
             tmp,
         ]
-        subprocess.run(cmd, check=True)
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+        print(out.splitlines()[0])
+        peak = float(out.split("peak_rss_gb ")[1].split()[0])
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
-    peak = peak_kb / 1024**2
     print(
         f"peak RSS of the 2L harvest: {peak:.2f} GB (goal < 4 GB): {_verdict(peak < 4)}; "
         f"store on disk {size / 1e9:.2f} GB"
@@ -257,8 +271,7 @@ def main() -> None:
         "--threads",
         type=int,
         help="torch intra-op threads for all three passes (default: torch's choice). On a 2-core machine, 1 leaves "
-        "the harvest's writer a core of its own, as a machine with more cores than the forward pass uses (or a "
-        "GPU forward pass) does",
+        "the harvest's writer a core of its own, as a machine with more cores than the forward pass uses does",
     )
     parser.add_argument(
         "--model",

@@ -122,10 +122,10 @@ def test_second_harvest_runs_no_forward_pass(models: dict[str, Any], tmp_path: P
     model = models["gelu-1l"]
     windows = _windows(10)
     first = harvest(model, windows, key="k", cache_dir=tmp_path, batch_size=4)
-    assert first.forward_passes == 3
+    assert first.forward_passes == 3 and first.writer_cpu_seconds > 0
     before = forward_passes()
     second = harvest(model, windows, key="k", cache_dir=tmp_path, batch_size=4)
-    assert forward_passes() == before and second.forward_passes == 0
+    assert forward_passes() == before and second.forward_passes == 0 and second.writer_cpu_seconds == 0
     assert second.path == first.path and second.key == first.key
     np.testing.assert_array_equal(np.asarray(second.acts(second.hooks[0])), np.asarray(first.acts(first.hooks[0])))
     prov = second.provenance

@@ -89,11 +89,11 @@ def harvest(
         was_training = model.bridge.training
         model.bridge.eval()  # dropout would make the store depend on chance
         try:
-            passes = _fill(model, builder, inp, dev, batch_size, progress)
+            passes, writer_cpu = _fill(model, builder, inp, dev, batch_size, progress)
         finally:
             model.bridge.train(was_training)
         store = ActivationStore.open(path, verify=False)
-        store.forward_passes = passes
+        store.forward_passes, store.writer_cpu_seconds = passes, writer_cpu
         return store
 
 
@@ -180,8 +180,8 @@ def _versions() -> dict[str, str]:
 
 def _fill(
     model: LoadedModel, builder: StoreBuilder, inp: HarvestInput, device: Any, batch_size: int, progress: bool
-) -> int:
-    """Run every pending shard; returns the number of forward passes."""
+) -> tuple[int, float]:
+    """Run every pending shard; returns the number of forward passes and the writer's CPU seconds."""
     import torch
     from tqdm.auto import tqdm
 
@@ -220,7 +220,7 @@ def _fill(
         # the worker's set_num_threads also set the count that threads started later begin with: restore it (the
         # main thread's own OpenMP team size never changed)
         torch.set_num_threads(forward_threads)
-    return forward_passes() - before
+    return forward_passes() - before, writer.cpu_seconds
 
 
 def _writer_threads(device: Any) -> int:
@@ -254,6 +254,7 @@ class _Writer:
         self.started = False  # a batch was submitted (main thread's view)
         self.acc: dict[str, Accumulator] | None = None  # created from the first batch's widths
         self.files: dict[str, Any] = {}
+        self.cpu_seconds = 0.0  # thread CPU time of `add` (on the worker) and `commit`, summed
 
     def begin(self, index: int, w0: int, w1: int) -> None:
         self.index, self.w0, self.w1 = index, w0, w1
@@ -274,6 +275,13 @@ class _Writer:
         """Store and summarise one batch: acts[hook] is [batch, pos, units] float16 on the CPU, positions 1...
 
         (position 0, the BOS, is never stored: the capture leaves it out)."""
+        start = time.thread_time()
+        try:
+            self._add(acts, b0, b1)
+        finally:
+            self.cpu_seconds += time.thread_time() - start
+
+    def _add(self, acts: dict[str, Any], b0: int, b1: int) -> None:
         acc = self._open({h: int(acts[h].shape[-1]) for h in self.hooks})
         inp = self.inp
         valid = inp.valid[b0:b1, 1 : 1 + acts[self.hooks[0]].shape[1]]
@@ -298,11 +306,13 @@ class _Writer:
         self.files = {}
 
     def commit(self) -> None:
+        start = time.thread_time()  # on the main thread, while the worker is idle
         self.close()
         assert self.acc is not None, "the first batch always runs"
         summaries = {h: a.summary for h, a in self.acc.items()}
         crc = [f"{self.crc[h]:08x}" for h in self.hooks]
         self.builder.commit_shard(self.index, (self.w0, self.w1), (self.r0, self.r1), crc, summaries)
+        self.cpu_seconds += time.thread_time() - start
 
 
 def _valid_rows(acts: Any, valid: np.ndarray) -> Any:

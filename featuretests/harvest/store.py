@@ -152,6 +152,9 @@ class ActivationStore:
         self.path = path
         self.manifest = manifest
         self.forward_passes = 0  # set by harvest: forward passes run to produce this store in this call
+        # set by harvest: CPU seconds its writer thread spent storing and summarising in this call (not in the
+        # manifest: a store's bytes must not depend on timing)
+        self.writer_cpu_seconds = 0.0
         self._summaries: dict[str, HookSummary] = {}
         self._index: dict[str, np.ndarray] | None = None
 
