@@ -3,11 +3,11 @@
 Each analysis runs as its own `featuretests analyze` subprocess, as a researcher would run it, twice per profile:
 first with an empty cache directory for that profile ("cold": token table, labels and activations are built), then
 again ("warm": everything is read back from the cache). Printed per run: wall seconds, CPU seconds (user + system
-of the child), peak RSS (ru_maxrss of the child: it includes the pages of memory-mapped activation stores, which
-the kernel can drop) and peak anonymous RSS (polled from /proc: the memory the analysis holds itself), judged
-against the memory goal of the harvest (4 GB), the bound that the streaming analyses must keep. The cold time of
-the first analysis of a profile includes building the shared token table and labels, which the others then reuse:
-the table says which analysis paid for them.
+of the child), peak RSS (the child's VmHWM polled from /proc, see peak_memory.py: it includes the pages of
+memory-mapped activation stores, which the kernel can drop) and peak anonymous RSS (polled from /proc: the memory
+the analysis holds itself), judged against the memory goal of the harvest (4 GB), the bound that the streaming
+analyses must keep. The cold time of the first analysis of a profile includes building the shared token table and
+labels, which the others then reuse: the table says which analysis paid for them.
 
 Run: `.venv/bin/python benchmarks/bench_analyses.py [--profiles quick full] [--only weights,probes]`.
 Another job on the machine slows every figure; CPU seconds are less sensitive to it than wall seconds.
@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import status_kb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -47,22 +50,10 @@ def demo_neuron(profile: str, cache: Path) -> str:
     return _NEURONS[profile, cache]
 
 
-def _anon_kb(pid: int) -> int:
-    """RssAnon of a live process in KiB (0 once it is gone): its own memory, without mapped file pages."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float | int | str]:
     """Run one analysis in a child process; its wall time, CPU time, peak RSS, peak anonymous RSS and exit code.
 
-    Peak RSS (ru_maxrss) counts the pages of the memory-mapped activation stores that the analysis reads: page
+    Peak RSS (VmHWM) counts the pages of the memory-mapped activation stores that the analysis reads: page
     cache the kernel can drop at any time. Peak anonymous RSS (polled every 0.1 s from /proc) is the memory the
     analysis itself holds, the figure the 4 GB bound is about.
     """
@@ -75,12 +66,13 @@ def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float 
     cmd += [a.format(**fill) for a in suite]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak_anon = 0
+    peak_anon = peak_rss = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        peak_anon = max(peak_anon, _anon_kb(proc.pid))
+        peak_anon = max(peak_anon, status_kb(proc.pid, "RssAnon"))
+        peak_rss = max(peak_rss, status_kb(proc.pid, "VmHWM"))  # a high-water mark: only its last 0.1 s is missed
         time.sleep(0.1)
     wall = time.perf_counter() - start
     err = proc.stderr.read() if proc.stderr else ""
@@ -90,7 +82,7 @@ def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float 
     return {
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_gb": usage.ru_maxrss / 1024**2,  # KiB on Linux
+        "rss_gb": peak_rss / 1024**2,  # KiB; not ru_maxrss, which counts this parent's memory (peak_memory.py)
         "anon_gb": peak_anon / 1024**2,
         "code": code,
     }

@@ -4,9 +4,9 @@ A hypothesis without a named neuron ranks every unit of every layer (`search.ran
 float32 [n_tokens, all units] array from the layers' float16 memmaps (4 GB for a 2L toy model at 1M tokens); it
 now passes the memmaps side by side and scores a block of units at a time (`unit_blocks.SideBySide`). This script
 writes synthetic float16 layers ([n_tokens, 512] each, one unit planted on the label) as .npy files, then runs
-`rank_units` both ways, each in a fresh subprocess, and prints each peak RSS (ru_maxrss of the child: it counts the
-memmap's file pages that are resident, which the kernel can drop, as well as the arrays), CPU seconds, and whether
-the rankings agree (same top units, values, p-values and intervals).
+`rank_units` both ways, each in a fresh subprocess, and prints each peak RSS (the child's VmHWM, see
+peak_memory.py: it counts the memmap's file pages that are resident, which the kernel can drop, as well as the
+arrays), CPU seconds, and whether the rankings agree (same top units, values, p-values and intervals).
 
     .venv/bin/python benchmarks/bench_search_memory.py                      # 1M tokens x 2 layers x 512 units
     .venv/bin/python benchmarks/bench_search_memory.py --tokens 200000      # a quick run
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import own_peak_rss_gb
 
 OPTIONS = {"top_k": 5, "n_bootstrap": 20, "n_permutations": 20, "p_method": "normal"}
 
@@ -63,14 +65,14 @@ def child(folder: Path, way: str, n_layers: int) -> None:
     else:
         ranking = rank_units(maps, label, docs, **OPTIONS)
     top = [[r.unit, r.value, r.ci_low, r.ci_high, r.p_value, r.p_adjusted] for r in ranking.top]
-    print(json.dumps({"cpu_s": time.process_time() - start, "top": top}))
+    print(json.dumps({"cpu_s": time.process_time() - start, "peak_rss_gb": own_peak_rss_gb(), "top": top}))
 
 
 def run_child(folder: Path, way: str, n_layers: int) -> tuple[dict, float]:
     cmd = [sys.executable, __file__, "--child", way, "--folder", str(folder), "--layers", str(n_layers)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    # ru_maxrss of RUSAGE_CHILDREN is the largest over all children so far: run the smaller one first
-    return json.loads(out.strip().splitlines()[-1]), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    result = json.loads(out.strip().splitlines()[-1])
+    return result, result["peak_rss_gb"]  # the child's own VmHWM: ru_maxrss would count this parent's memory
 
 
 def main() -> None:
