@@ -143,9 +143,30 @@ def test_blocked_and_flushed_paths_give_the_same_summary(monkeypatch: pytest.Mon
         _assert_same(_one_pass(x, lengths, batch=batch), ref, rtol=1e-5)  # moments: other batch sums
 
 
-def test_top_position_of_a_zero_max_is_the_first_zero_of_either_sign() -> None:
+def test_the_gpu_path_gives_the_cpu_path_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a GPU harvest takes (a batch as one block, the top-k's rows found in torch) run on CPU tensors:
+    the same summary as the CPU path, for equal and unequal windows and ties (zeros of both signs: the next test).
+    (Only the logic: this machine has no GPU, so CUDA itself is not exercised here.)"""
+    from featuretests.harvest import batch_stats
+
+    lengths = np.array([31, 31, 5, 31, 0, 17, 31, 31, 2, 31, 9])
+    x = _synthetic(1, int(lengths.sum()), 6, seed=5)
+    refs = {batch: _one_pass(x, lengths, batch=batch) for batch in (1, 3, 4)}
+    monkeypatch.setattr(batch_stats, "_cpu_path", lambda device: False)
+    for batch, ref in refs.items():
+        _assert_same(_one_pass(x, lengths, batch=batch), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("path", ["cpu", "gpu"])
+def test_top_position_of_a_zero_max_is_the_first_zero_of_either_sign(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """+0.0 and -0.0 are equal values with different bits (and the window max may carry either sign): the first
-    zero of either sign is where a zero max is reached."""
+    zero of either sign is where a zero max is reached (on the CPU's path and on the GPU's, run on CPU tensors)."""
+    from featuretests.harvest import batch_stats
+
+    if path == "gpu":
+        monkeypatch.setattr(batch_stats, "_cpu_path", lambda device: False)
     rng = np.random.default_rng(6)
     lengths = np.full(6, 31)
     x = np.full((6 * 31, 64), -1.0, dtype=np.float16)

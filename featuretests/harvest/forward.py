@@ -31,7 +31,8 @@ class _StopForward(Exception):
 
 
 class Capture:
-    """Hooks on `hook_names` of `bridge`; `run(tokens)` returns {hook: [batch, pos, units] float16 CPU tensor}.
+    """Hooks on `hook_names` of `bridge`; `run(tokens)` returns {hook: [batch, pos, units] float16 tensor} on the
+    model's device (harvest summarises there and copies to the CPU only what it stores).
 
     With `first_position` p, per-token hooks keep positions p... only (harvest drops the BOS at 0 this way, in the
     copy it makes anyway), so pos is the number of positions minus p.
@@ -52,11 +53,11 @@ class Capture:
         def fn(tensor: Any, hook: Any) -> None:
             import torch
 
-            # a copy: later layers may reuse this tensor; float16 on CPU is what the store keeps
+            # a copy: later layers may reuse this tensor; float16 is what the store keeps
             kept = tensor.detach()
             if kept.dim() == 3 and self.first_position:
                 kept = kept[:, self.first_position :]  # the copy below is then contiguous without them
-            self._got[name] = kept.to(device="cpu", dtype=torch.float16, copy=True).contiguous()
+            self._got[name] = kept.to(dtype=torch.float16, copy=True).contiguous()
             if len(self._got) == len(self.hook_names):
                 raise _StopForward
 

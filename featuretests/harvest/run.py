@@ -272,9 +272,9 @@ class _Writer:
         return self.acc
 
     def add(self, acts: dict[str, Any], b0: int, b1: int) -> None:
-        """Store and summarise one batch: acts[hook] is [batch, pos, units] float16 on the CPU, positions 1...
+        """Store and summarise one batch: acts[hook] is [batch, pos, units] float16 on the model's device.
 
-        (position 0, the BOS, is never stored: the capture leaves it out)."""
+        Positions 1... only: position 0, the BOS, is never stored (the capture leaves it out)."""
         start = time.thread_time()
         try:
             self._add(acts, b0, b1)
@@ -292,7 +292,8 @@ class _Writer:
             rows = _valid_rows(acts[hook], valid)  # [n, units] float16
             if rows.shape[0] == 0:
                 continue
-            data = memoryview(rows.numpy()).cast("B")
+            host = rows if rows.device.type == "cpu" else rows.cpu()  # the summaries stay on the device
+            data = memoryview(host.numpy()).cast("B")
             self.files[hook].write(data)
             self.crc[hook] = zlib.crc32(data, self.crc[hook])
             try:
@@ -321,4 +322,4 @@ def _valid_rows(acts: Any, valid: np.ndarray) -> Any:
 
     if valid.all():  # the common case, full windows: a view
         return acts.reshape(-1, acts.shape[-1])
-    return acts[torch.from_numpy(np.ascontiguousarray(valid))]
+    return acts[torch.from_numpy(np.ascontiguousarray(valid)).to(acts.device)]

@@ -249,7 +249,8 @@ class Accumulator:
     def add(self, rows: Any, windows: np.ndarray, offsets: np.ndarray, positions: np.ndarray, row0: int) -> None:
         """Add one batch.
 
-        rows: [n, U] float16 torch tensor (CPU, contiguous) of the batch's stored rows, window by window.
+        rows: [n, U] float16 torch tensor of the batch's stored rows, window by window, on the CPU or a GPU (the
+        work runs there; every batch of one accumulator on the same device).
         windows: [B] global window ids; offsets: [B + 1] row offsets of each window within `rows`;
         positions: [n] position of each row in its window; row0: store row of rows[0].
         """
@@ -260,7 +261,7 @@ class Accumulator:
         if self._workspace is None:
             from featuretests.harvest.batch_stats import Workspace
 
-            self._workspace = Workspace(self._summary.hist, self._summary.sample_key)
+            self._workspace = Workspace(self._summary.hist, self._summary.sample_key, rows.device)
         stats = self._workspace.add(rows, offsets, row0)
         self._fresh = False
         self._moments = Moments(**_merge_moments(self._moments, stats.moments))
@@ -274,7 +275,7 @@ _TOP_FIELDS = ("top_value", "top_window", "top_position", "top_row")
 
 def _top_with_batch(
     top: dict[str, np.ndarray],
-    by_unit: np.ndarray,
+    by_unit: Any,
     window_max: np.ndarray,
     windows: np.ndarray,
     offsets: np.ndarray,
@@ -283,7 +284,7 @@ def _top_with_batch(
 ) -> dict[str, np.ndarray]:
     """Merge the batch's window maxima ([B, U]) into the running top-k, locating positions only for winners.
 
-    by_unit: the batch's rows transposed ([U, n] float16).
+    by_unit: the batch's rows transposed ([U, n] float16 torch tensor, on the rows' device).
     Only units where some window beats the current k-th entry (by value, then by smaller window) are re-sorted;
     the others keep their arrays. The result equals a lexsort of all K + B entries of every unit.
     """
