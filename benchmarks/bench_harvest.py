@@ -13,7 +13,8 @@ GPU's; not measured here). Last, in a subprocess, the peak RSS of harvesting --r
 (default 1M) of a 2L model (2 x 512 units), the child's own VmHWM (goal < 4 GB; not ru_maxrss, which counts the
 parent's memory: see peak_memory.py).
 
---threads sets torch's intra-op threads for all three passes. The harvest's writer (summaries, checksums, file
+--device cuda runs the three passes on a GPU (the writer's summaries then run there too); the RSS child stays on
+the CPU. --threads sets torch's intra-op threads for all three passes. The harvest's writer (summaries, checksums, file
 writes) runs on a thread of its own beside the forward pass; with --threads 1 on a 2-core machine it has a core to
 itself, which is the situation of a machine with more cores than the forward pass uses. Beside a GPU forward pass
 the writer has the CPU too, but the forward pass may then outrun it: the writer ceiling says by how much.
@@ -75,15 +76,15 @@ def toy_config(n_layers: int, **shape: int) -> dict[str, Any]:
     } | shape
 
 
-def bench_model(name: str) -> Any:
+def bench_model(name: str, device: str = "cpu") -> Any:
     """The model of the speed runs: 'random' (an untrained 1L model from `toy_config`) or a zoo name."""
     if name == "random":
-        return toy_model(1)
+        return toy_model(1, device)
     if name == "random-gelu-1l":
-        return toy_model(1, **GELU_1L_SHAPE)
+        return toy_model(1, device, **GELU_1L_SHAPE)
     from featuretests.models.loader import load_model
 
-    model = load_model(name, device="cpu")
+    model = load_model(name, device=device)
     config = model.config
     if int(config["n_ctx"]) != 256:
         raise SystemExit(f"{name}: the benchmark's random windows need n_ctx 256")
@@ -92,14 +93,23 @@ def bench_model(name: str) -> Any:
     return model
 
 
-def toy_model(n_layers: int, **shape: int) -> Any:
-    from featuretests.models.loader import LoadedModel, build_model
+def toy_model(n_layers: int, device: str = "cpu", **shape: int) -> Any:
+    from featuretests.models.loader import LoadedModel, build_model, resolve_device
 
+    device = resolve_device(device)
     config = toy_config(n_layers, **shape)
-    bridge = build_model(config)
+    bridge = build_model(config, device=device)
     bridge.eval()
     tag = "-".join(f"{k}{v}" for k, v in sorted(shape.items()))  # the store key must tell the shapes apart
-    return LoadedModel(f"bench-{n_layers}l", bridge, None, config, f"untrained-seed0-{n_layers}l{tag}", "cpu")
+    return LoadedModel(f"bench-{n_layers}l", bridge, None, config, f"untrained-seed0-{n_layers}l{tag}", device)
+
+
+def _sync(model: Any) -> None:
+    """Wait for the GPU's queued work, so that a timing covers it (a no-op on the CPU)."""
+    import torch
+
+    if str(model.device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def random_windows(n_tokens: int, n_ctx: int = 256, vocab: int = 4096, seed: int = 0) -> np.ndarray:
@@ -125,7 +135,8 @@ def bare_forward(model: Any, windows: np.ndarray, batch_size: int) -> float:
     with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(HOOK, stop)]):
         for b0 in range(0, len(windows), batch_size):
             with contextlib.suppress(_Stop):
-                model.bridge(tokens[b0 : b0 + batch_size])
+                model.bridge(tokens[b0 : b0 + batch_size].to(model.device))  # as harvest moves them
+    _sync(model)
     return time.perf_counter() - start
 
 
@@ -137,8 +148,9 @@ def full_run_with_cache(model: Any, windows: np.ndarray, batch_size: int) -> flo
     start = time.perf_counter()
     with torch.no_grad():
         for b0 in range(0, len(windows), batch_size):
-            _, cache = model.bridge.run_with_cache(tokens[b0 : b0 + batch_size], names_filter=HOOK)
+            _, cache = model.bridge.run_with_cache(tokens[b0 : b0 + batch_size].to(model.device), names_filter=HOOK)
             cache[HOOK].half()  # what (b) stores, so the comparison is like for like
+    _sync(model)
     return time.perf_counter() - start
 
 
@@ -168,9 +180,10 @@ def speed(args: argparse.Namespace) -> None:
     from featuretests.harvest import forward_passes
     from featuretests.models.cpu_memory import allocator_policy
 
-    model = bench_model(args.model)  # a CPU model: its loading set the allocator policy that all three passes run under
+    model = bench_model(args.model, args.device)  # on the CPU, loading it set the allocator policy of all passes
     print(
-        f"model {args.model}, torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
+        f"model {args.model} on {model.device}, torch threads {torch.get_num_threads()} "
+        f"(interop {torch.get_num_interop_threads()}), "
         f"allocator {allocator_policy()}, "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, batch {args.batch_size} windows, {args.tokens} tokens, "
         f"{args.repeats} rounds"
@@ -278,6 +291,7 @@ def main() -> None:
         default="random",
         help="'random' (untrained toy shape), 'random-gelu-1l' (untrained, gelu-1l's shape) or a zoo model name",
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where the speed runs' model runs")
     parser.add_argument("--rss-tokens", type=int, default=1_000_000, help="0 skips the RSS measurement")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)

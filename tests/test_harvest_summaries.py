@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from featuretests.harvest import HookSummary, harvest, merge
@@ -253,3 +254,19 @@ def test_band_samples_lie_in_their_bands(store: Any) -> None:
                 assert i * top / 10 <= e.value <= (i + 1) * top / 10 * (1 + 1e-6)
                 assert store.locate(np.array([e.row]))[0][0] == e.window
         assert bands[-1], "the band holding the max is never empty"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+def test_a_gpu_harvest_summarises_its_stored_values_as_the_cpu_path_does(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """On a GPU the summaries are computed there (batch_stats); fed back through the CPU path, the values the GPU
+    harvest stored give the same summary: counts, extremes, histogram, samples and top-k exactly."""
+    from featuretests.models.loader import load_model_dir
+
+    model = load_model_dir(tiny_model_dir, device="cuda")
+    windows = np.random.default_rng(8).integers(1, 300, size=(24, 32), dtype=np.int64)
+    windows[:, 0] = 0
+    gpu = harvest(model, windows, key="gpu", cache_dir=tmp_path, batch_size=5, device="cuda")
+    assert gpu.provenance["device"].startswith("cuda")
+    hook = gpu.hooks[0]
+    acts = np.array(gpu.acts(hook))
+    _assert_same(gpu.summary(hook), _one_pass(acts, np.full(24, 31), top_k=20, batch=5), rtol=1e-5)
