@@ -71,8 +71,9 @@ def run_one(name: str, profile: str, cache: Path, out: Path) -> dict[str, float 
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        peak_anon = max(peak_anon, status_kb(proc.pid, "RssAnon"))
-        peak_rss = max(peak_rss, status_kb(proc.pid, "VmHWM"))  # a high-water mark: only its last 0.1 s is missed
+        now = status_kb(proc.pid, "RssAnon", "VmHWM")
+        peak_anon = max(peak_anon, now["RssAnon"])
+        peak_rss = max(peak_rss, now["VmHWM"])  # a high-water mark: only its last 0.1 s is missed
         time.sleep(0.1)
     wall = time.perf_counter() - start
     err = proc.stderr.read() if proc.stderr else ""

@@ -10,7 +10,6 @@ child, started by a parent that held a gelu-1l-shaped model, reported 5.8 GB thi
 
 from __future__ import annotations
 
-import os
 import resource
 
 __all__ = ["own_peak_rss_gb", "status_kb"]
@@ -18,21 +17,24 @@ __all__ = ["own_peak_rss_gb", "status_kb"]
 _GB_PER_KB = 1 / 1024**2
 
 
-def status_kb(pid: int | str, field: str) -> int:
-    """A `field` (VmHWM, RssAnon, ...) of /proc/<pid>/status in KiB; 0 when the process or the field is gone."""
+def status_kb(pid: int | str, *fields: str) -> dict[str, int]:
+    """`fields` (VmHWM, RssAnon, ...) of /proc/<pid>/status in KiB, read in one pass; 0 for any that is missing
+    (the process is gone, or there is no /proc)."""
+    found = dict.fromkeys(fields, 0)
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
+                name, _, rest = line.partition(":")
+                if name in found:
+                    found[name] = int(rest.split()[0])
     except OSError:
         pass
-    return 0
+    return found
 
 
 def own_peak_rss_gb() -> float:
     """This process's peak RSS in GB since its exec (VmHWM); ru_maxrss where /proc is missing (see above)."""
-    hwm = status_kb("self", "VmHWM") if os.path.exists("/proc/self/status") else 0
+    hwm = status_kb("self", "VmHWM")["VmHWM"]
     if hwm:
         return hwm * _GB_PER_KB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _GB_PER_KB  # KiB on Linux

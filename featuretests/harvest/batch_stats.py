@@ -197,61 +197,67 @@ def first_row_of_max(
     """For each (window `local[i]`, unit `units[i]`), the first batch row in the window whose value is `value[i]`.
 
     by_unit: the batch transposed ([U, n] float16 tensor, CPU or GPU), so that each window of a unit is one
-    contiguous run. The two implementations give the same rows (tested on the CPU).
+    contiguous run. Only the winners' runs are gathered: with NumPy on the CPU (its fancy indexing is ~10x faster
+    there than torch's), with torch on the tensor's device elsewhere (tested against each other on the CPU).
     """
     if local.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if _cpu_path(by_unit.device):
-        return _first_row_numpy(by_unit.numpy(), offsets, local, units, value)
-    return _first_row_torch(by_unit, offsets, local, units, value)
-
-
-def _first_row_numpy(
-    by_unit: np.ndarray, offsets: np.ndarray, local: np.ndarray, units: np.ndarray, value: np.ndarray
-) -> np.ndarray:
-    """`first_row_of_max` on the CPU, in NumPy (its fancy indexing: ~10x faster here than torch's)."""
     start, stop = offsets[local], offsets[local + 1]
     lengths = np.diff(offsets)
     if (lengths == lengths[0]).all():  # equal windows: each (unit, window) run is a row of a [U, B, L] view
-        seg = by_unit.reshape(by_unit.shape[0], lengths.size, int(lengths[0]))[units, local]
-        inside = None
+        cols, inside = None, None
+    else:  # runs of up to the longest winner's window, clipped to the batch; `inside` marks the window's own rows
+        idx = start[:, None] + np.arange(int((stop - start).max()))[None, :]  # [m, width]
+        cols, inside = np.minimum(idx, by_unit.shape[1] - 1), idx < stop[:, None]
+    if _cpu_path(by_unit.device):
+        hit = _hits_numpy(by_unit.numpy(), lengths, local, units, cols, value)
+        first = (hit if inside is None else hit & inside).argmax(axis=1)
     else:
-        width = int((stop - start).max())
-        idx = start[:, None] + np.arange(width)[None, :]  # [m, width]
-        inside = idx < stop[:, None]
-        seg = by_unit[units[:, None], np.minimum(idx, by_unit.shape[1] - 1)]
+        hit = _hits_torch(by_unit, lengths, local, units, cols, value)
+        if inside is not None:
+            hit &= torch.from_numpy(inside).to(hit.device)
+        # argmax returns the first of equal maxima; every winner's window holds its own maximum, so a hit exists
+        first = hit.to(torch.uint8).argmax(dim=1).cpu().numpy()
+    return start + first
+
+
+def _hits_numpy(
+    by_unit: np.ndarray,
+    lengths: np.ndarray,
+    local: np.ndarray,
+    units: np.ndarray,
+    cols: np.ndarray | None,
+    value: np.ndarray,
+) -> np.ndarray:
+    """[m, width] bool: where each winner's run holds its value (`first_row_of_max` on the CPU)."""
+    if cols is None:
+        seg = by_unit.reshape(by_unit.shape[0], lengths.size, int(lengths[0]))[units, local]
+    else:
+        seg = by_unit[units[:, None], cols]
     target = value.astype(np.float16)
     hit = seg.view(np.int16) == target.view(np.int16)[:, None]  # bit equality: ~3x faster than float16 ==
     zero = target == 0  # the one value with two bit patterns (+0.0 == -0.0): compare as floats there
     if zero.any():
         hit[zero] = seg[zero] == 0
-    if inside is not None:
-        hit &= inside
-    return start + hit.argmax(axis=1)
+    return hit
 
 
-def _first_row_torch(
-    by_unit: torch.Tensor, offsets: np.ndarray, local: np.ndarray, units: np.ndarray, value: np.ndarray
-) -> np.ndarray:
-    """`first_row_of_max` on the tensor's device: only the winners' windows are gathered, and their rows come back."""
-    start, stop = offsets[local], offsets[local + 1]
-    lengths = np.diff(offsets)
+def _hits_torch(
+    by_unit: torch.Tensor,
+    lengths: np.ndarray,
+    local: np.ndarray,
+    units: np.ndarray,
+    cols: np.ndarray | None,
+    value: np.ndarray,
+) -> torch.Tensor:
+    """`_hits_numpy` in torch, on by_unit's device."""
     dev = by_unit.device
     unit_ix = torch.from_numpy(np.ascontiguousarray(units, dtype=np.int64)).to(dev)
-    if (lengths == lengths[0]).all():  # equal windows: each (unit, window) run is a row of a [U, B, L] view
+    if cols is None:
         runs = by_unit.view(by_unit.shape[0], lengths.size, int(lengths[0]))
         seg = runs[unit_ix, torch.from_numpy(np.ascontiguousarray(local, dtype=np.int64)).to(dev)]
-        inside = None
     else:
-        width = int((stop - start).max())
-        idx = start[:, None] + np.arange(width)[None, :]  # [m, width]
-        inside = torch.from_numpy(idx < stop[:, None]).to(dev)
-        seg = by_unit[unit_ix[:, None], torch.from_numpy(np.minimum(idx, by_unit.shape[1] - 1)).to(dev)]
+        seg = by_unit[unit_ix[:, None], torch.from_numpy(cols).to(dev)]
     target = torch.from_numpy(value.astype(np.float16)).to(dev)
-    hit = seg.view(torch.int16) == target.view(torch.int16)[:, None]  # bit equality: ~3x faster than float16 ==
-    zero = target == 0  # the one value with two bit patterns (+0.0 == -0.0): compare as floats there
-    hit = torch.where(zero[:, None], seg == 0, hit)
-    if inside is not None:
-        hit &= inside
-    # argmax returns the first of equal maxima; every winner's window holds its own maximum, so a hit exists
-    return start + hit.to(torch.uint8).argmax(dim=1).cpu().numpy()
+    hit = seg.view(torch.int16) == target.view(torch.int16)[:, None]
+    return torch.where((target == 0)[:, None], seg == 0, hit)  # +0.0 and -0.0, as in _hits_numpy

@@ -292,8 +292,7 @@ class _Writer:
             rows = _valid_rows(acts[hook], valid)  # [n, units] float16
             if rows.shape[0] == 0:
                 continue
-            host = rows if rows.device.type == "cpu" else rows.cpu()  # the summaries stay on the device
-            data = memoryview(host.numpy()).cast("B")
+            data = memoryview(rows.cpu().numpy()).cast("B")  # a copy off a GPU only: the summaries stay there
             self.files[hook].write(data)
             self.crc[hook] = zlib.crc32(data, self.crc[hook])
             try:
