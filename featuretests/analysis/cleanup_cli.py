@@ -22,8 +22,8 @@ from featuretests.errors import InvalidArgument
 
 __all__ = ["add_arguments", "run"]
 
-SUMMARY = ["source", "error_tokens", "error_rate", "mean_gap", "mlp_share", "top_share", "bug_rate", "bug_ablated"]
-SUMMARY += ["bug_random", "loss", "loss_ablated", "loss_random"]
+SUMMARY = ["source", "error_tokens", "error_rate", "wrong_first", "median_lead", "mean_gap", "mlp_share", "top_share"]
+SUMMARY += ["bug_rate", "bug_ablated", "bug_random", "loss", "loss_ablated", "loss_random"]
 NEURONS = ["neuron", "excess", "ci_low", "ci_high", "mean_fix", "base_fix", "share"]
 UNDEFINED = {
     "mean_fix": "null: the source has no error token",
@@ -121,6 +121,10 @@ def _source_report(
         "source": fixes.source,
         "error_tokens": len(err.row),
         "error_rate": len(err.row) / max(len(fixes.row), 1),
+        # Threshold-free beside error_rate: the leads scale with 1 / the final LayerNorm scale, which moves between
+        # weights (a smaller MLP output shrinks it), so a fixed --min-gap can count very different shares.
+        "wrong_first": float((fixes.y_rank > 0).mean()),
+        "median_lead": _num(np.median(fixes.lead)),
         "mean_gap": _num(err.gap.mean()) if len(err.row) else None,
         "mlp_share": _num(err.mlp_fix.sum() / gap) if gap > 0 else None,
         "top_share": _num(err.fix[:, best].sum() / gap) if gap > 0 else None,
@@ -179,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
     print(head + "\n" + text_table(summary, columns))
     text = (
         f"# Clean-up of upstream errors\n\n{head}. A source errs where it raises a wrong token >= min gap logits above "
-        "the correct one; mlp_share: the share of its gap the MLP's direct effect closes; top_share: the "
+        "the correct one; wrong_first: the share of all scored tokens where it ranks a wrong token first; "
+        "median_lead: the median over them of its first wrong token's lead (negative where it mostly ranks the "
+        "correct one first); mlp_share: the share of its gap the MLP's direct effect closes; top_share: the "
         f"{args.ablate} best fixers' share; bug_rate: share of its error tokens where the model's top prediction is "
         "one of its wrong picks (clean, best fixers zeroed, as many random neurons zeroed); loss likewise.\n\n"
         + markdown_table(summary, columns) + "\n\n" + "\n\n".join(md)
