@@ -172,16 +172,21 @@ def test_analyze_cleanup_writes_strict_json(
     assert strict["ungrounded"] is True
     assert strict["sources"]["L0/direct"]["error_tokens"] <= data["sources"]["L0/direct"]["error_tokens"]
 
+
+def test_wrong_first_and_median_lead_agree_with_error_rate_at_their_thresholds(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from featuretests.analysis import cleanup_cli
+
     def direct_at(min_gap: float) -> dict[str, Any]:
         opts = ["--max-windows", "6", "--bootstrap", "0", "--ablate", "0", "--sources", "direct", "--min-gap"]
         args = cli_args(cleanup_cli, tiny_model_dir, tmp_path, [*opts, str(min_gap)], monkeypatch)
         assert cleanup_cli.run(args) == 0
         return json.loads((tmp_path / "out" / "cleanup.json").read_text())["sources"]["L0/direct"]
 
-    # The threshold-free columns: any positive lead is a wrong token ranked first; at the median lead half err.
-    direct = direct_at(1e-12)
+    direct = direct_at(1e-12)  # any positive lead is a wrong token ranked first
     assert direct["error_rate"] == pytest.approx(direct["wrong_first"])
-    median = direct["median_lead"]
+    median = direct["median_lead"]  # at the median lead, half the scored tokens err
     assert direct_at(median)["error_rate"] >= 0.5 >= direct_at(median + 1e-6)["error_rate"]
 
 
