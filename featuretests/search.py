@@ -6,6 +6,11 @@
 * `rank_labels`: one unit against a library of named boolean columns (POS tags, languages, frequent tokens...).
 * `explain_compositional`: beam search over formulas of columns joined by AND, OR and AND NOT (Mu & Andreas 2020,
   "Compositional Explanations of Neurons"), matched against the unit's binarised activation.
+* `explain_unit`: both of those over a fixed library plus labels drawn from the unit's own active set (scored on
+  held-out documents), with the active set's token table (`featuretests.active_set`).
+
+"Active" is ``act > cut`` with the cut of `active_set.active_set`: the unit's quantile, lowered below its maximum
+when its top activations are tied there (saturation, float16 storage), so a tied unit is never active on no token.
 """
 
 from __future__ import annotations
@@ -13,14 +18,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from featuretests.active_set import ActiveSet, DrawnLabel, TokenCount, active_set, active_tokens, draw_labels
 from featuretests.errors import InvalidArgument
-from featuretests.metrics import BOOLEAN_METRICS, THRESHOLD_METRICS, Scores, quantile_threshold
-from featuretests.metrics._arrays import BoolArray, FloatArray, as_activations, as_bool_labels, check_probability
+from featuretests.metrics import BOOLEAN_METRICS, THRESHOLD_METRICS, Scores, split_by_documents
+from featuretests.metrics._arrays import BoolArray, FloatArray, as_activations, as_bool_labels
 from featuretests.stats import benjamini_hochberg, bootstrap, permutation_test_blocks
 from featuretests.unit_blocks import SideBySide
 
@@ -29,8 +35,10 @@ __all__ = [
     "Formula",
     "RankedLabel",
     "RankedUnit",
+    "UnitExplanation",
     "UnitRanking",
     "explain_compositional",
+    "explain_unit",
     "rank_labels",
     "rank_units",
 ]
@@ -166,16 +174,15 @@ def _columns(columns: Mapping[str, ArrayLike], n_tokens: int) -> tuple[list[str]
 
 
 def _cut(a: FloatArray, quantile: float, threshold: float | None) -> float:
-    """`threshold` if given, else the unit's `quantile` of activations (a [n_tokens])."""
-    return float(quantile_threshold(a, check_probability(quantile, "quantile"))) if threshold is None else threshold
+    """`threshold` if given (as it is: a threshold above every activation is the caller's choice), else the cut of the
+    unit's active set (a [n_tokens]): its `quantile`, lowered below its maximum when the top activations are tied
+    there (`active_set.active_set`; an error for a constant unit)."""
+    return active_set(a, quantile).cut if threshold is None else threshold
 
 
 def _binarise(a: FloatArray, quantile: float, threshold: float | None) -> BoolArray:
-    cut = _cut(a, quantile, threshold)
-    active = a > cut
-    if not active.any():
-        raise InvalidArgument(f"the unit is above {cut:g} on no token; lower the threshold or the quantile")
-    return active
+    """act > cut (`_cut`); an error when no token is above a given threshold or the unit is constant."""
+    return active_set(a, quantile, threshold).mask
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,8 @@ def rank_labels(
     """Rank named boolean columns as explanations of one unit (acts [n_tokens]), best first: a first explanation.
 
     Threshold metrics compare each column with "act > threshold", the threshold being `threshold` if given, else
-    the unit's `quantile` (top 1% by default); AUROC and AP use raw activations. Columns true on fewer than
+    the unit's `quantile` (top 1% by default; every token at the maximum when the top is tied, see
+    `active_set.active_set`); AUROC and AP use raw activations. Columns true on fewer than
     `min_positives` tokens are left out: a column true on 2 tokens can reach precision 1 by luck.
     """
     a, squeeze = as_activations(acts)
@@ -298,7 +306,8 @@ def explain_compositional(
 ) -> list[Explanation]:
     """Beam search for formulas over `columns` matching "act > cut" for one unit (acts [n_tokens]).
 
-    The cut is `threshold` if given, else the unit's `quantile` (top 0.5%, as in Mu & Andreas). Formulas grow
+    The cut is `threshold` if given, else the unit's `quantile` (top 0.5%, as in Mu & Andreas; lowered below the
+    maximum when the top activations are tied there, see `active_set.active_set`). Formulas grow
     left to right, one atom at a time (``((A AND NOT B) OR C)``), up to `max_length` atoms, keeping the
     `beam_width` best by score = objective - length_penalty * (length - 1); each atom is used at most once and
     formulas with the same truth values as a kept one are dropped. Returns the `top_k` best seen, best first.
@@ -360,3 +369,86 @@ def _select(items: Iterable[Scored], width: int, columns: Mapping[str, ArrayLike
         if len(chosen) == width:
             break
     return chosen
+
+
+@dataclass(frozen=True)
+class UnitExplanation:
+    """`explain_unit`'s answer. `scored` [n_tokens]: the rows `ranked` and `formulas` were scored on; `held_out`:
+    those rows are documents apart from the ones the `drawn` labels were selected on; `note` says which rows and why.
+    `tokens` is the active set's token table over every token (a description, not a score)."""
+
+    active: ActiveSet
+    ranked: list[RankedLabel]
+    formulas: list[Explanation]
+    drawn: list[DrawnLabel]
+    tokens: list[TokenCount]
+    scored: BoolArray
+    held_out: bool
+    note: str
+
+
+def _draw_and_split(
+    table: Any, active: ActiveSet, names: Mapping[str, ArrayLike], per_kind: int, seed: int
+) -> tuple[list[DrawnLabel], BoolArray, bool, str]:
+    """Drawn labels (not already in `names`), the rows to score on, whether they are held out, and a note.
+
+    Labels are drawn on a random half of the documents and scored on the other half
+    (`metrics.split_by_documents`), since a label picked because the active set over-represents it scores well on
+    that active set by construction. When the documents cannot be split, or one half has no active token, labels
+    are drawn and scored on every token and the note says the scores are in-sample.
+    """
+    everything = np.ones(len(active.mask), dtype=bool)
+    try:
+        split = split_by_documents(np.asarray(table.doc), seed=seed)
+    except InvalidArgument as exc:
+        split, reason = None, str(exc)
+    else:
+        reason = "one half of the documents has no active token"
+    if split is not None and (active.mask & split.fit).any() and (active.mask & split.report).any():
+        fit, scored, held_out = split.fit, split.report, True
+        note = f"scored on held-out documents ({int(scored.sum()):,} tokens); labels drawn from the other half"
+    else:
+        fit, scored, held_out = everything, everything, False
+        note = f"scored in-sample on every token, where drawn labels were selected too ({reason})"
+    drawn = [d for d in draw_labels(table, active.mask, fit, per_kind=per_kind) if d.name not in names]
+    return drawn, scored, held_out, note
+
+
+def explain_unit(
+    acts: ArrayLike,
+    table: Any,
+    columns: Mapping[str, ArrayLike],
+    *,
+    quantile: float = 0.99,
+    metric: str = "iou",
+    objective: Literal["iou", "f1"] = "iou",
+    max_length: int = 3,
+    top_k: int = 8,
+    per_kind: int = 10,
+    seed: int = 0,
+) -> UnitExplanation:
+    """A unit's explanation (acts [n_tokens] over `table`'s tokens): `rank_labels` and `explain_compositional` over
+    `columns` (the fixed library) and labels drawn from the unit's own active set (`active_set.draw_labels`, up to
+    `per_kind` of each kind; 0 draws none), plus the active set's token table.
+
+    Active = ``act > cut`` with the tie-robust cut of `active_set.active_set` at `quantile`, over every token; with
+    drawn labels both rankings are scored on held-out documents against that same cut (see `_draw_and_split`), else
+    on every token as before.
+    """
+    a, squeeze = as_activations(acts)
+    if not squeeze:
+        raise InvalidArgument("explain_unit explains one unit: pass acts of shape [n_tokens]")
+    a = a[:, 0]
+    active = active_set(a, quantile)
+    if per_kind > 0:
+        drawn, scored, held_out, note = _draw_and_split(table, active, columns, per_kind, seed)
+    else:
+        drawn, scored, held_out, note = [], np.ones(len(a), dtype=bool), False, "scored on every token"
+    merged = {**columns, **{d.name: d.mask for d in drawn}}
+    if not scored.all():
+        merged = {name: np.asarray(column, dtype=bool)[scored] for name, column in merged.items()}
+    ranked = rank_labels(a[scored], merged, metric=metric, threshold=active.cut, top_k=top_k)
+    formulas = explain_compositional(
+        a[scored], merged, threshold=active.cut, max_length=max_length, objective=objective, top_k=top_k
+    )
+    return UnitExplanation(active, ranked, formulas, drawn, active_tokens(table, active.mask), scored, held_out, note)
