@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +114,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    """A neuron's automatic first explanation: the label library ranked against it, then compositional formulas."""
+    """A neuron's automatic first explanation: the label library and labels drawn from its own active set ranked
+    against it, compositional formulas, and the active set's token table (`search.explain_unit`)."""
 
     from featuretests.analysis.library import build_library
-    from featuretests.search import explain_compositional, rank_labels
+    from featuretests.search import explain_unit
 
     session = _session(args)
     neuron = _neuron(args.neuron, session)
@@ -124,26 +126,54 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     acts = session.unit_acts(args.corpus, neuron)
     lib = build_library(table, top_bigrams=args.compounds, top_context=args.compounds)
     columns = dict(zip(lib.names, lib.matrix.T, strict=True))
-    ranked = rank_labels(acts, columns, metric=args.metric, quantile=args.quantile, top_k=args.top)
-    formulas = explain_compositional(
-        acts, columns, quantile=args.quantile, max_length=args.max_length, objective=args.objective, top_k=args.top
-    )
+    options = {"metric": args.metric, "objective": args.objective, "max_length": args.max_length, "top_k": args.top}
+    found = explain_unit(acts, table, columns, quantile=args.quantile, per_kind=args.drawn, **options)
     if args.json:
-        out = {"neuron": str(neuron), "model": session.model.name, "corpus": args.corpus, "labels": len(lib)}
-        out["ranked"] = [{"label": r.name, args.metric: r.value, "tokens": r.n_positive} for r in ranked]
-        out["formulas"] = [{"formula": str(f.formula), args.objective: f.value} for f in formulas]
-        print(json.dumps(out))
+        print(json.dumps(_explain_json(args, session, neuron, len(lib), found)))
         return 0
-    head = f"{session.model.name} {neuron} on {args.corpus} ({session.profile}), {len(lib)} labels"
-    print(f"{head}; active = top {1 - args.quantile:.1%} of its activations")
+    _print_explanation(args, session, neuron, len(lib), found)
+    return 0
+
+
+def _explain_json(args: argparse.Namespace, session: Any, neuron: Any, n_library: int, found: Any) -> dict[str, Any]:
+    """The explanation as JSON: every active token is listed, whatever --tokens says."""
+    out: dict[str, Any] = {"neuron": str(neuron), "model": session.model.name, "corpus": args.corpus}
+    out["labels"] = n_library
+    a = found.active
+    out["active"] = {"cut": a.cut, "tied": a.tied, "tokens": a.n_active, "rule": a.describe()}
+    out["scored"] = {"tokens": int(found.scored.sum()), "held_out": found.held_out, "note": found.note}
+    out["drawn"] = [
+        {"label": d.name, "expression": d.expression, "kind": d.kind, "active": d.active, "tokens": d.total}
+        for d in found.drawn
+    ]
+    for entry, d in zip(out["drawn"], found.drawn, strict=True):
+        entry["p_bonferroni"] = None if math.isnan(d.p_value) else d.p_value  # a token set is chosen, not tested
+    out["ranked"] = [{"label": r.name, args.metric: r.value, "tokens": r.n_positive} for r in found.ranked]
+    out["formulas"] = [{"formula": str(f.formula), args.objective: f.value} for f in found.formulas]
+    out["active_tokens"] = [
+        {"token": c.token, "active": c.active, "tokens": c.total, "share": c.share} for c in found.tokens
+    ]
+    return out
+
+
+def _print_explanation(args: argparse.Namespace, session: Any, neuron: Any, n_library: int, found: Any) -> None:
+    head = f"{session.model.name} {neuron} on {args.corpus} ({session.profile})"
+    print(f"{head}: {n_library} library labels + {len(found.drawn)} drawn from its active set")
+    print(f"  active: {found.active.describe()}")
+    print(f"  {found.note}")
     print(f"  labels by {args.metric}:")
-    for r in ranked:
+    for r in found.ranked:
         value = "n/a" if r.value is None else f"{r.value:.3f}"
         print(f"    {value}  {r.name}  ({r.n_positive} tokens)")
     print(f"  formulas by {args.objective} (up to {args.max_length} labels):")
-    for f in formulas:
+    for f in found.formulas:
         print(f"    {f.value:.3f}  {f.formula}")
-    return 0
+    shown = found.tokens if args.tokens == 0 else found.tokens[: args.tokens]
+    print(f"  tokens it is active on ({len(found.tokens)}; active / occurrences, share):")
+    for c in shown:
+        print(f"    {c.active:>6} / {c.total:<6} {c.share:5.2f}  {c.token!r}")
+    if len(shown) < len(found.tokens):
+        print(f"    ... {len(found.tokens) - len(shown)} more (--tokens 0 lists them all, --json always does)")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -214,9 +244,18 @@ def register(sub: Any) -> None:
     p.add_argument("--corpus", default="python-stdlib")
     p.add_argument("--metric", default="iou", help="metric ranking single labels (iou, f1, precision, auroc, ...)")
     p.add_argument("--objective", choices=["iou", "f1"], default="iou", help="objective of the formula search")
-    p.add_argument("--quantile", type=float, default=0.99, help="the neuron is 'active' above this quantile")
+    p.add_argument(
+        "--quantile", type=float, default=0.99, help="the neuron is 'active' above this quantile (or at a tied maximum)"
+    )
     p.add_argument("--max-length", type=int, default=3, help="labels per formula")
     p.add_argument("--compounds", type=int, default=50, help="bigram and label-in-context labels added")
+    p.add_argument(
+        "--drawn",
+        type=int,
+        default=10,
+        help="labels drawn per kind from the neuron's active set (scored on held-out documents); 0: library only",
+    )
+    p.add_argument("--tokens", type=int, default=30, help="rows of the active set's token table printed; 0: all")
     p.add_argument("--top", type=int, default=8)
     p.add_argument("--json", action="store_true")
     _common(p)

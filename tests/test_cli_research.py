@@ -18,11 +18,13 @@ CORPUS = "synthetic-brackets"
 
 
 def test_explain_ranks_labels_and_formulas(capsys: pytest.CaptureFixture[str], common: list[str]) -> None:
-    """The JSON lists single labels by the metric (best first) and formulas whose stated IoU is that of the formula's
-    truth values against the unit's top 1%, recomputed here from the token table."""
+    """The JSON lists single labels by the metric (best first) and formulas; with labels drawn from the active set,
+    the stated IoU is that of the label against the unit's top 1% on the held-out half of the documents, recomputed
+    here from the token table (a drawn label through its `search` expression); with --drawn 0, on every token."""
     import numpy as np
 
     from featuretests.analysis.library import build_library
+    from featuretests.metrics import split_by_documents
     from featuretests.session import Session
 
     code, out, err = run(capsys, "explain", "L0N3", "--corpus", CORPUS, "--json", "--top", "4", *common)
@@ -36,11 +38,38 @@ def test_explain_ranks_labels_and_formulas(capsys: pytest.CaptureFixture[str], c
     table = s.table(CORPUS)
     acts = s.acts(CORPUS, 0, "mlp.post")[:, 3].astype(np.float32)
     lib = build_library(table, top_bigrams=50, top_context=50)
-    label = np.asarray(lib.matrix[:, lib.names.index(found["ranked"][0]["label"])], dtype=bool)
+    drawn = {d["label"]: d["expression"] for d in found["drawn"]}
+    assert not set(drawn) & set(lib.names)  # a drawn label the library already has is not drawn again
+
+    def mask(name: str) -> np.ndarray:
+        if name in drawn:
+            return np.asarray(eval(drawn[name], {"__builtins__": {}}, {"t": table}), dtype=bool)
+        return np.asarray(lib.matrix[:, lib.names.index(name)], dtype=bool)
+
     active = acts > np.quantile(acts, 0.99)
-    assert found["ranked"][0]["iou"] == pytest.approx((label & active).sum() / (label | active).sum(), abs=1e-6)
-    code, out, _ = run(capsys, "explain", "L0N3", "--corpus", CORPUS, "--top", "2", *common)
+    assert found["active"]["tokens"] == active.sum() and not found["active"]["tied"]
+    rows = split_by_documents(np.asarray(table.doc), seed=0).report
+    assert found["scored"] == {"tokens": int(rows.sum()), "held_out": True, "note": found["scored"]["note"]}
+    for r in found["ranked"]:
+        label, act = mask(r["label"])[rows], active[rows]
+        assert r["iou"] == pytest.approx((label & act).sum() / (label | act).sum(), abs=1e-6), r["label"]
+    # the token table: every active token string once, with its counts
+    table_rows = {c["token"]: (c["active"], c["tokens"]) for c in found["active_tokens"]}
+    text = table.col("text")
+    assert sum(a for a, _ in table_rows.values()) == active.sum() and set(table_rows) == set(text[active])
+    token, (n_active, n_total) = next(iter(table_rows.items()))
+    assert (n_active, n_total) == ((text[active] == token).sum(), (text == token).sum())
+
+    code, out, _ = run(capsys, "explain", "L0N3", "--corpus", CORPUS, "--json", "--drawn", "0", *common)
+    library_only = json.loads(out)
+    assert library_only["drawn"] == [] and library_only["scored"]["tokens"] == len(table)
+    best = library_only["ranked"][0]
+    label = mask(best["label"])
+    assert best["iou"] == pytest.approx((label & active).sum() / (label | active).sum(), abs=1e-6)
+
+    code, out, _ = run(capsys, "explain", "L0N3", "--corpus", CORPUS, "--top", "2", "--tokens", "1", *common)
     assert code == 0 and "labels by iou:" in out and "formulas by iou (up to 3 labels):" in out
+    assert "tokens it is active on" in out and f"{len(table_rows) - 1} more" in out
 
 
 @pytest.fixture(scope="module")
