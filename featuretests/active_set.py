@@ -237,9 +237,8 @@ def draw_labels(
             totals = np.bincount(inverse[sel], minlength=len(joint))
             tested.append((kind, columns, values, joint, inverse, hits, totals))
     m = sum(int((t[5] > 0).sum()) for t in tested)
-    drawn = []
+    drawn, rate = [], n_active / n_rows
     for kind, columns, values, joint, inverse, hits, totals in tested:
-        rate = n_active / n_rows
         ok = (hits >= min_count) & (hits >= min_enrichment * rate * totals)
         for j, c in enumerate(columns):
             if c.startswith("prev_"):
