@@ -26,10 +26,17 @@ class SideBySide:
     `acts`: one array ([n_tokens, n_units] or [n_tokens]) or a list/tuple of 2-D numpy arrays with the same
     n_tokens (e.g. `Session.acts_mapped` of each layer). Iteration yields float16 sources as float32 blocks of at
     most `block_elements` values (default `BLOCK_ELEMENTS`; at least one unit) and any other array whole, as it is
-    (no copy).
+    (no copy). `rows` (token indices, ascending) restricts every block to those tokens: the documents a search may
+    look at, read from the memmaps block by block rather than copied whole.
     """
 
-    def __init__(self, acts: ArrayLike | Sequence[np.ndarray], *, block_elements: int | None = None) -> None:
+    def __init__(
+        self,
+        acts: ArrayLike | Sequence[np.ndarray],
+        *,
+        block_elements: int | None = None,
+        rows: ArrayLike | None = None,
+    ) -> None:
         if _is_array_list(acts):
             arrays = list(acts)  # type: ignore[arg-type]
         else:
@@ -42,7 +49,11 @@ class SideBySide:
         if len(n_tokens) != 1:
             raise InvalidArgument(f"arrays side by side must have the same number of tokens; got {sorted(n_tokens)}")
         self.arrays: list[np.ndarray] = arrays
-        self.n_tokens = n_tokens.pop()
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        total = n_tokens.pop()
+        if self.rows is not None and self.rows.size and (self.rows.min() < 0 or self.rows.max() >= total):
+            raise InvalidArgument(f"rows must lie in [0, {total}); got {self.rows.min()} to {self.rows.max()}")
+        self.n_tokens = total if self.rows is None else len(self.rows)
         self.widths = [int(arr.shape[1]) for arr in arrays]
         self.n_units = sum(self.widths)
         if self.n_tokens == 0 or self.n_units == 0:
@@ -52,10 +63,11 @@ class SideBySide:
     def __iter__(self) -> Iterator[np.ndarray]:
         for arr in self.arrays:
             if arr.dtype != np.float16:
-                yield arr
+                yield arr if self.rows is None else arr[self.rows]
                 continue
             for u0 in range(0, arr.shape[1], self.block_units):
-                yield arr[:, u0 : u0 + self.block_units].astype(np.float32)
+                block = arr[:, u0 : u0 + self.block_units]
+                yield (block if self.rows is None else block[self.rows]).astype(np.float32)
 
     def columns(self, units: ArrayLike) -> np.ndarray:
         """[n_tokens, len(units)] of the units at these indices of the side-by-side layout (float16 as float32)."""
@@ -67,6 +79,7 @@ class SideBySide:
         cols = []
         for u, i in zip(index, source, strict=True):
             col = self.arrays[i][:, u - starts[i]]
+            col = col if self.rows is None else col[self.rows]
             cols.append(col.astype(np.float32) if col.dtype == np.float16 else np.asarray(col))
         if not cols:
             return np.zeros((self.n_tokens, 0), dtype=np.float32)

@@ -23,7 +23,15 @@ from featuretests.metrics._arrays import (
 from featuretests.metrics.classification import NO_NEGATIVES, NO_POSITIVES
 from featuretests.metrics.scores import Scores
 
-__all__ = ["auroc", "auroc_from_rank_sums", "average_precision", "average_ranks", "descending_order"]
+__all__ = [
+    "AurocPairs",
+    "auroc",
+    "auroc_from_rank_sums",
+    "auroc_pairs",
+    "average_precision",
+    "average_ranks",
+    "descending_order",
+]
 
 
 def average_ranks(acts: FloatArray) -> FloatArray:
@@ -80,6 +88,58 @@ def descending_order(acts: FloatArray) -> tuple[IntArray, FloatArray, IntArray]:
     ends = np.where(is_end, positions, n)
     group_end = np.minimum.accumulate(ends[::-1], axis=0)[::-1]
     return order, ordered, group_end
+
+
+class AurocPairs:
+    """AUROC of one unit as a quadratic form in per-group weights: for group weights w [D] (how often each group
+    of tokens is counted, as in a bootstrap resample or a jackknife),
+
+        AUROC(w) = w^T A w / ((w . pos) (w . neg)),
+        A[d, e] = sum over positives i of group d and negatives j of group e of [a_i > a_j] + [a_i = a_j] / 2,
+
+    which equals `auroc` of the tokens with each group repeated w_d times (ties at half, as average ranks give).
+    Building A costs one sort; every weighting then costs O(D^2), however many tokens there are.
+    """
+
+    def __init__(self, acts: ArrayLike, y: ArrayLike, groups: ArrayLike, n_groups: int) -> None:
+        a = np.asarray(acts, dtype=np.float64).reshape(-1)
+        labels = np.asarray(y, dtype=bool).reshape(-1)
+        codes = np.asarray(groups, dtype=np.int64).reshape(-1)
+        _, value_group = np.unique(a, return_inverse=True)
+        value_group = value_group.reshape(-1)
+        n_values = int(value_group.max()) + 1 if len(a) else 0
+        self.pos = np.bincount(codes[labels], minlength=n_groups).astype(np.float64)
+        self.neg = np.bincount(codes[~labels], minlength=n_groups).astype(np.float64)
+        from scipy import sparse
+
+        on_pos = sparse.csr_matrix(
+            (np.ones(int(labels.sum())), (codes[labels], value_group[labels])), shape=(n_groups, n_values)
+        )
+        self.pairs = np.zeros((n_groups, n_groups))
+        negatives = np.flatnonzero(~labels)
+        for start in range(0, n_groups, 64):  # [64, n_values] dense at a time: bounded memory at any corpus size
+            block = np.arange(start, min(start + 64, n_groups))
+            mine = negatives[np.isin(codes[negatives], block)]
+            flat = (codes[mine] - start) * n_values + value_group[mine]
+            counts = np.bincount(flat, minlength=len(block) * n_values).reshape(len(block), n_values).astype(float)
+            below = np.cumsum(counts, axis=1) - 0.5 * counts  # negatives strictly below, ties at half
+            self.pairs[:, block] = on_pos @ below.T
+
+    def weighted(self, weights: ArrayLike) -> Scores:
+        """AUROC under each row of group weights [R, D] (or one weighting [D]); undefined without a weighted
+        positive or negative."""
+        w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        u = np.einsum("rd,de,re->r", w, self.pairs, w)
+        p, n = w @ self.pos, w @ self.neg
+        den = p * n
+        value = np.where(den > 0, u / np.where(den > 0, den, 1.0), 0.0)
+        out = Scores.build("auroc", np.clip(value, 0.0, 1.0), [(p == 0, NO_POSITIVES), (n == 0, NO_NEGATIVES)])
+        return out if np.ndim(weights) == 2 else out[0]
+
+
+def auroc_pairs(acts: ArrayLike, y: ArrayLike, groups: ArrayLike, n_groups: int) -> AurocPairs:
+    """`AurocPairs` of one unit's activations [n_tokens] against y [n_tokens] with group codes in [0, n_groups)."""
+    return AurocPairs(acts, y, groups, n_groups)
 
 
 def average_precision(acts: ArrayLike, y: ArrayLike) -> Scores:

@@ -15,7 +15,8 @@ from featuretests.metrics.forms import PositiveSumForm, positive_sum_form
 from featuretests.metrics.scores import Scores
 
 Metric = Callable[[FloatArray, np.ndarray], Scores]
-Scheme = Literal["within_documents", "documents"]
+Scheme = Literal["within_documents", "documents", "shift", "auto"]
+SCHEMES = ("within_documents", "documents", "shift", "auto")
 Alternative = Literal["greater", "less", "two-sided"]
 
 

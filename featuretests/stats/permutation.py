@@ -1,4 +1,5 @@
-"""Permutation nulls: labels shuffled within documents (or documents shuffled), activations fixed."""
+"""Permutation nulls that respect how text is structured: labels shifted within documents (or documents'
+label blocks shuffled), activations fixed; empirical p-values per unit and the max-over-units (max-T) null."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from featuretests.metrics._arrays import FloatArray, IntArray, as_activations, u
 from featuretests.metrics.forms import PositiveSumForm
 from featuretests.metrics.scores import Scores
 from featuretests.stats._resampling import (
+    SCHEMES,
     Alternative,
     Metric,
     Scheme,
@@ -36,11 +38,26 @@ class PermutationResult:
     n_permutations: int
     scheme: Scheme
     alternative: Alternative
+    max_null: np.ndarray | None = None  # [R]: each permutation's largest defined null value over every unit
+
+    def family_p_value(self) -> Scores:
+        """Max-T (Westfall-Young single-step) p-value of every unit: p = (1 + #{r: max_u null[r, u] >= observed})
+        / (1 + R), the share of permutations in which *some* unit scores at least as well. It controls the
+        family-wise error over all units tested together (so also the false discovery rate), whatever their
+        dependence, and needs only R >= 1 / alpha permutations, not m / alpha as Benjamini-Hochberg over empirical
+        p-values does. "greater" only; undefined where the observed value is undefined."""
+        if self.alternative != "greater" or self.max_null is None:
+            raise InvalidArgument("family_p_value needs alternative='greater' (a search looks for high scores)")
+        obs = self.observed.filled(-np.inf)
+        counts = (self.max_null[:, None] >= obs.reshape(-1)[None, :] - 1e-12).sum(axis=0).reshape(obs.shape)
+        p = (1 + counts) / (1 + len(self.max_null))
+        return Scores.build("p_value_family", p, [(~self.observed.defined, "observed value is undefined")])
 
     def normal_p_value(self) -> Scores:
         """p-value from a normal fitted to the null (z = (observed - mean) / std): resolves p far below
         1 / (n_permutations + 1), which a correction over many units needs; an approximation for metrics that are
-        sums over many tokens. Undefined where the null has no spread."""
+        sums over many tokens, and wrong in the tail for discrete metrics (a unit firing on one token: normal p 4e-5
+        against an empirical 0.07): verdicts never use it. Undefined where the null has no spread."""
         z = (self.observed.filled(0.0) - self.null_mean.filled(0.0)) / np.where(
             self.null_std.filled(0.0) > 0, self.null_std.filled(1.0), 1.0
         )
@@ -48,6 +65,16 @@ class PermutationResult:
         flat = ~self.null_std.defined | (self.null_std.filled(0.0) == 0)
         undefined = [(~self.observed.defined, "observed value is undefined"), (flat, "the null has no spread")]
         return Scores.build("p_value_normal", np.clip(p, 0.0, 1.0), undefined)
+
+
+def choose_scheme(y: ArrayLike, doc_ids: ArrayLike) -> Scheme:
+    """The null that fits the label's structure: ``"documents"`` when the label is constant within every document
+    (a language, a domain, a topic: nothing inside a document to move), else ``"shift"``."""
+    labels = np.asarray(y)
+    _codes, order, starts, sizes = _documents(doc_ids, labels.shape[0])
+    grouped = labels[order]
+    first = np.repeat(grouped[starts], sizes, axis=0)
+    return "documents" if bool(np.all(grouped == first)) else "shift"
 
 
 def _permuted_labels(
@@ -60,14 +87,21 @@ def _permuted_labels(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """One permutation of the label rows under `scheme` (see `permutation_test`)."""
+    out = np.empty_like(y)
     if scheme == "within_documents":
         # Sorting by (document, random key) lists each document's tokens in random order; writing them back over
         # the document's own positions permutes labels within every document.
         shuffled = np.argsort(codes + rng.random(len(codes)), kind="stable")
-        out = np.empty_like(y)
         out[order] = y[shuffled]
         return out
-    out = np.empty_like(y)
+    if scheme == "shift":
+        # Rotate each document's labels by a random offset: runs of labels stay runs, only their alignment with
+        # the activations changes.
+        within = np.arange(len(order)) - np.repeat(starts, sizes)
+        offsets = np.repeat((rng.random(len(sizes)) * sizes).astype(np.int64), sizes)
+        size = np.repeat(sizes, sizes)
+        out[order] = y[order[np.repeat(starts, sizes) + (within + offsets) % size]]
+        return out
     out[order] = y[_gather_documents(rng.permutation(len(sizes)), order, starts, sizes)]
     return out
 
@@ -79,16 +113,22 @@ def permutation_test(
     doc_ids: ArrayLike,
     *,
     n_permutations: int = 1000,
-    scheme: Scheme = "within_documents",
+    scheme: Scheme = "auto",
     alternative: Alternative = "greater",
     seed: int = 0,
 ) -> PermutationResult:
     """Permutation p-values of ``metric(acts, y)``, activations fixed and labels permuted.
 
-    Schemes: ``"within_documents"`` (default) shuffles labels among the tokens of each document, keeping every
-    document's label count: it asks whether the unit finds *which* tokens are labelled beyond which documents are
-    rich in the label. ``"documents"`` lays the documents' label blocks end to end in a random document order
-    (tokens grouped by document), keeping each block's internal runs: a null for labels with long-range structure.
+    Schemes (``"auto"``, the default, picks with `choose_scheme` and the result records which):
+    - ``"shift"`` rotates each document's labels by a random offset: it keeps every document's label count and
+      every run of labelled tokens, so a unit whose activation varies slowly is not mistaken for a detector of a
+      label that comes in runs (tokens inside a document are not exchangeable: with runs of ~25 tokens and
+      neighbour correlation 0.9, shuffling tokens gave 34% of null units p < 0.05).
+    - ``"documents"`` lays the documents' label blocks end to end in a random document order (tokens grouped by
+      document), keeping each block's runs: the null for a label constant within documents, which a shift leaves
+      unchanged.
+    - ``"within_documents"`` shuffles labels among the tokens of each document: exchangeable tokens, which text is
+      not; kept for comparison, never the default.
     p = (1 + #{null >= observed}) / (1 + #defined nulls) for "greater" ("less" mirrors it; "two-sided" compares
     distances from the null mean), never 0; the smallest possible p is 1 / (n_permutations + 1).
     """
@@ -96,7 +136,7 @@ def permutation_test(
     a, squeeze = as_activations(acts)
     draws = _Permutations(np.asarray(y), doc_ids, a.shape[0], n_permutations, scheme, seed)
     observed, null = _observed_and_null(metric, a, squeeze, draws)
-    return _summarise_null(observed, null, n_permutations, scheme, alternative)
+    return _summarise_null(observed, null, n_permutations, draws.scheme, alternative)
 
 
 def permutation_test_blocks(
@@ -106,7 +146,7 @@ def permutation_test_blocks(
     doc_ids: ArrayLike,
     *,
     n_permutations: int = 1000,
-    scheme: Scheme = "within_documents",
+    scheme: Scheme = "auto",
     alternative: Alternative = "greater",
     seed: int = 0,
 ) -> PermutationResult:
@@ -134,13 +174,25 @@ def permutation_test_blocks(
         nulls.append(block_null)
     if draws is None:
         raise InvalidArgument("no block of units to test: pass at least one [n_tokens, n_units] array")
-    return _summarise_null(Scores.concat(observed), Scores.concat(nulls), n_permutations, scheme, alternative)
+    return _summarise_null(Scores.concat(observed), Scores.concat(nulls), n_permutations, draws.scheme, alternative)
+
+
+def permuted_labels(
+    y: ArrayLike, doc_ids: ArrayLike, *, n_permutations: int, scheme: Scheme = "auto", seed: int = 0
+) -> tuple[Scheme, Iterator[np.ndarray]]:
+    """The scheme used (``"auto"`` resolved) and the `n_permutations` permuted copies of y [n_tokens] that
+    `permutation_test` with the same arguments scores, for statistics that are not a `Metric` (a correlation of
+    every unit at once, say)."""
+    _check_permutation_options(n_permutations, scheme, "greater")
+    labels = np.asarray(y)
+    draws = _Permutations(labels, doc_ids, labels.shape[0], n_permutations, scheme, seed)
+    return draws.scheme, draws.labels()
 
 
 def _check_permutation_options(n_permutations: int, scheme: str, alternative: str) -> None:
     _check_count(n_permutations, "n_permutations")
-    if scheme not in ("within_documents", "documents"):
-        raise InvalidArgument(f"scheme must be 'within_documents' or 'documents'; got {scheme!r}")
+    if scheme not in SCHEMES:
+        raise InvalidArgument(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
     if alternative not in ("greater", "less", "two-sided"):
         raise InvalidArgument(f"alternative must be 'greater', 'less' or 'two-sided'; got {alternative!r}")
 
@@ -152,7 +204,8 @@ class _Permutations:
         self, y: np.ndarray, doc_ids: ArrayLike, n_tokens: int, n_permutations: int, scheme: Scheme, seed: int
     ) -> None:
         self.y, self.n_tokens, self.n_permutations = y, n_tokens, n_permutations
-        self.scheme, self.seed = scheme, seed
+        self.scheme: Scheme = choose_scheme(y, doc_ids) if scheme == "auto" else scheme
+        self.seed = seed
         self._documents = _documents(doc_ids, n_tokens)
         self._positives: list[IntArray] | None = None
 
@@ -210,6 +263,7 @@ def _summarise_null(
     else:
         extreme = np.abs(values - mean) >= np.abs(obs - mean) - 1e-12
     p = (1 + (extreme & defined).sum(axis=0)) / (1 + n_defined)
+    max_null = np.where(defined, values, -np.inf).reshape(len(values), -1).max(axis=1)
     no_null = (n_defined == 0, "the metric is undefined under every permutation")
     undefined = [(~observed.defined, "observed value is undefined"), no_null]
     return PermutationResult(
@@ -220,4 +274,5 @@ def _summarise_null(
         n_permutations=n_permutations,
         scheme=scheme,
         alternative=alternative,
+        max_null=max_null,
     )
