@@ -5,10 +5,17 @@ For research problems 9.42, 9.45, 9.52 and 9.53. Method, per neuron (``mlp.post`
 1. Split the documents in two (`split_by_documents`; the CLI groups chunks of one source file, `groups.source_files`):
    the *fit* half chooses, the *report* half measures.
 2. For every label of the library (`featuretests.analysis.library`) choose the threshold that maximises F1 of
-   "act > threshold" on the fit half, over ``n_bins`` equal-count bin edges of the neuron's fit activations
-   (`featuretests.metrics.histograms`); the neuron's best explanation is the label with the highest fit F1.
-3. Report F1 of that (label, threshold) on the report half, where neither was chosen. F1 = 2 TP / (P + predicted);
-   undefined when the report half has neither a positive nor a prediction.
+   "act > threshold" on the fit half, over bin edges of the neuron's fit activations
+   (`featuretests.metrics.histograms`): ``n_bins`` equal-count bins, plus cuts above each of the top
+   ``exact_top`` tokens and geometrically spaced ones below them (`cut_positions`). Without the tail cuts the
+   highest cut predicts n / n_bins tokens, which capped the F1 of a perfect detector of a rare label (10 positives:
+   0.25 at 50k tokens, 0.02 at 400k); with them a label with at most ``exact_top`` fit positives is resolved
+   exactly and a perfect detector of any label reaches F1 >= 2 / (2 + 1 / exact_top), at any corpus size.
+   The neuron's best explanation is the label with the highest fit F1.
+3. Report F1 of that (label, threshold) on the report half, where neither was chosen, counted exactly from the
+   report activations. The threshold lies halfway between the highest fit activation the cut leaves out and the
+   lowest it predicts (the fit counts are the same anywhere between). F1 = 2 TP / (P + predicted); undefined when
+   the report half has neither a positive nor a prediction.
 
 The library holds single labels and a bounded number of conjunctions ("token X after token Y", "label in language
 / domain / string, comment ... context"; `featuretests.analysis.library`), so a neuron for a conjunction can get it.
@@ -38,6 +45,7 @@ from featuretests.metrics import (
     spearman,
     split_by_documents,
 )
+from featuretests.metrics.histograms import cut_positions
 from featuretests.metrics.scores import Scores
 from featuretests.metrics.thresholds import Split
 
@@ -85,22 +93,49 @@ def _rev_cumsum(x: np.ndarray) -> np.ndarray:
     return np.cumsum(x[..., ::-1], axis=-1)[..., ::-1].astype(np.float64)
 
 
-def _block_scores(fit: Any, rep: Any) -> dict[str, np.ndarray]:
-    """Best-F1 cut per (label, unit) on the fit stats and the F1 of that cut on the report stats."""
+def _block_scores(fit: Any) -> dict[str, np.ndarray]:
+    """Best-F1 cut per (label, unit) on the fit stats [L, B]: its F1 (``fit``) and its bin edge (``edge``: the
+    highest fit activation left out; -inf when the best cut predicts every token)."""
     tp_fit, pred_fit = _rev_cumsum(fit.positive_counts), _rev_cumsum(fit.counts)
     p_fit = fit.n_positive.astype(np.float64)[:, None, None]
     f1 = np.divide(2 * tp_fit, p_fit + pred_fit, out=np.zeros_like(tp_fit), where=(p_fit + pred_fit) > 0)
     n_bins = f1.shape[-1]
     cut = n_bins - 1 - np.argmax(f1[..., ::-1], axis=-1)  # last maximum: the highest threshold among ties
     best = np.take_along_axis(f1, cut[..., None], axis=-1)[..., 0]
-    tp_rep = np.take_along_axis(_rev_cumsum(rep.positive_counts), cut[..., None], axis=-1)[..., 0]
-    pred_rep = np.take_along_axis(np.broadcast_to(_rev_cumsum(rep.counts), (*tp_rep.shape, n_bins)), cut[..., None], -1)
-    denom = rep.n_positive.astype(np.float64)[:, None] + pred_rep[..., 0]
-    rep_f1 = np.divide(2 * tp_rep, denom, out=np.zeros_like(tp_rep), where=denom > 0)
     units = np.arange(fit.edges.shape[0])
     # Cut 0 predicts every token, including report tokens below the fit minimum (clamped into bin 0).
-    threshold = np.where(cut == 0, -np.inf, fit.edges[units[None, :], cut])
-    return {"fit": best, "report": rep_f1, "denom": denom, "threshold": threshold}
+    edge = np.where(cut == 0, -np.inf, fit.edges[units[None, :], cut])
+    return {"fit": best, "edge": edge}
+
+
+def _midpoints(cols: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Thresholds [L, B] halfway between each edge (the highest activation of cols [n, B] that the cut leaves out)
+    and the lowest activation above it, so that the report half is not scored at the very top of what the fit half
+    left out (a perfect detector would then also predict every report token a hair above the fit's highest
+    miss). The fit counts are the same at either (no fit activation lies between). -inf stays -inf; an edge with
+    nothing above it stays as it is."""
+    out = edge.copy()
+    for j in range(cols.shape[1]):
+        ordered = np.sort(cols[:, j]).astype(np.float64)
+        at = np.searchsorted(ordered, edge[:, j], side="right")
+        above = ordered[np.minimum(at, ordered.size - 1)]
+        ok = np.isfinite(edge[:, j]) & (at < ordered.size)
+        out[ok, j] = (edge[ok, j] + above[ok]) / 2
+    return out
+
+
+def _counts_above(cols: np.ndarray, positives: PositiveRows, thresholds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exact counts of "act > threshold" for thresholds [L, B] over cols [n, B]: true positives and predicted
+    tokens, each [L, B]. Cost: one sort per unit and one comparison per (positive token, unit)."""
+    predicted = np.empty_like(thresholds)
+    for j in range(cols.shape[1]):
+        ordered = np.sort(cols[:, j]).astype(np.float64)
+        predicted[:, j] = ordered.size - np.searchsorted(ordered, thresholds[:, j], side="right")
+    tp = np.zeros_like(thresholds)
+    for h, rows in enumerate(positives.rows):
+        if rows.size:
+            tp[h] = (cols[rows] > thresholds[h]).sum(axis=0)
+    return tp, predicted
 
 
 def explain(
@@ -109,14 +144,17 @@ def explain(
     doc_ids: ArrayLike,
     *,
     n_bins: int = 1024,
+    exact_top: int = 128,
     fit_fraction: float = 0.5,
     seed: int = 0,
     block: int = 8,
 ) -> Explanations:
     """Best explanation of every unit of acts [n_tokens, U] among the boolean labels [n_tokens, L] (see module).
 
-    `acts` may be a float16 memmap: it is read `block` units at a time. Labels without a positive token in the fit
-    half are never chosen (their fit F1 is undefined). Raises InvalidArgument if the library is empty.
+    `acts` may be a float16 memmap: it is read a few units at a time (`block` units per 1024 bins, fewer when the
+    tail cuts add bins, so the [L, units, bins] counts stay the size they were). ``exact_top=0`` gives the
+    equal-count bins alone. Labels without a positive token in the fit half are never chosen (their fit F1 is
+    undefined). Raises InvalidArgument if the library is empty.
     """
     y = np.asarray(labels, dtype=bool)
     n_tokens, n_units = acts.shape  # type: ignore[union-attr]
@@ -128,13 +166,20 @@ def explain(
     y_fit, y_rep = PositiveRows.of(y, tokens=fit_rows), PositiveRows.of(y, tokens=rep_rows)
     n_labels = y.shape[1]
     out = {k: np.zeros((n_labels, n_units)) for k in ("fit", "report", "denom", "threshold", "auc_fit", "auc_rep")}
+    total_bins = len(cut_positions(fit_rows.size, n_bins, exact_top)) + 1
+    block = max(1, block * 1024 // max(total_bins, 1024))
     for start in range(0, n_units, block):
         sl = slice(start, min(start + block, n_units))
         cols = np.asarray(acts[:, sl], dtype=np.float32)  # type: ignore[index]
-        fit = binned_stats(cols[fit_rows], y_fit, n_bins=n_bins)
-        rep = binned_stats(cols[rep_rows], y_rep, edges=fit.edges)
-        for k, v in _block_scores(fit, rep).items():
-            out[k][:, sl] = v
+        fit_cols, rep_cols = cols[fit_rows], cols[rep_rows]
+        fit = binned_stats(fit_cols, y_fit, n_bins=n_bins, exact_top=exact_top)
+        rep = binned_stats(rep_cols, y_rep, edges=fit.edges)
+        scores = _block_scores(fit)
+        threshold = _midpoints(fit_cols, scores["edge"])
+        tp, predicted = _counts_above(rep_cols, y_rep, threshold)
+        denom = rep.n_positive.astype(np.float64)[:, None] + predicted
+        out["fit"][:, sl], out["threshold"][:, sl], out["denom"][:, sl] = scores["fit"], threshold, denom
+        out["report"][:, sl] = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
         out["auc_fit"][:, sl] = auroc_from_bins(fit).filled(-1.0)
         out["auc_rep"][:, sl] = auroc_from_bins(rep).filled(-1.0)
     no_fit = np.array([r.size == 0 for r in y_fit.rows])[:, None]

@@ -40,6 +40,7 @@ __all__ = [
     "average_precision_from_bins",
     "best_f1_from_bins",
     "binned_stats",
+    "cut_positions",
     "pr_curve_from_bins",
 ]
 
@@ -117,13 +118,41 @@ def _positive_rows(labels: ArrayLike | PositiveRows, n_tokens: int) -> tuple[Int
     return tuple(np.flatnonzero(y[:, h]) for h in range(y.shape[1]))
 
 
-def _sort_bins(x: FloatArray, n_bins: int) -> tuple[FloatArray, IntArray]:
-    """Equal-count edges [n_bins + 1] of x [n] and each token's bin, from one sort (faster than a searchsorted)."""
+def cut_positions(n: int, n_bins: int, exact_top: int = 0) -> IntArray:
+    """Positions in the ascending sort of n activations of the last token of every bin but the top one.
+
+    ``exact_top == 0``: the ``n_bins`` equal-count bins, position ``floor(b n / n_bins) - 1`` for b = 1..n_bins-1
+    (clipped to 0..n-1). ``exact_top = K > 0`` adds cuts that resolve the top tail: above every one of the top K
+    tokens (the cut predicting r tokens, for each r = 1..K), then at ranks growing by a factor of about 1 + 1/K
+    (r -> r + max(1, floor(r / K))) until that step reaches the widest equal-count bin, ceil(n / n_bins), where the
+    equal-count cuts take over. So "act > cut" predicts exactly r tokens for every r <= K, and for larger r some cut
+    predicts between r and r + floor(r / K) tokens: a perfect detector of a label with P positives reaches F1 1
+    when P <= K and F1 >= 2 / (2 + 1/K) otherwise, at any n. The number of bins, at most about
+    n_bins + K (1 + ln(n / n_bins)), depends on n only, so every unit of one `binned_stats` call shares it.
+    """
+    equal = np.clip(np.arange(1, n_bins) * n // n_bins - 1, 0, max(n - 1, 0))
+    if exact_top <= 0 or n < 2:
+        return equal
+    equal_step = -(-n // n_bins)  # the widest equal-count bin
+    ranks, r = [], 1
+    while r < n:
+        ranks.append(r)
+        if r > exact_top and r // exact_top >= equal_step:  # from here on equal counts are as fine as the tail
+            break
+        r += max(1, r // exact_top)
+    lowest = n - 1 - np.asarray(ranks, dtype=np.int64)  # the last token not predicted by the cut above r tokens
+    below = equal[equal < lowest.min()]
+    return np.unique(np.concatenate([below, lowest]))
+
+
+def _sort_bins(x: FloatArray, positions: IntArray) -> tuple[FloatArray, IntArray]:
+    """Edges [len(positions) + 2] of x [n] cut after the sorted positions (`cut_positions`) and each token's bin,
+    from one sort (faster than a searchsorted)."""
     n = len(x)
+    n_bins = len(positions) + 1
     order = np.argsort(x)
     ordered = x[order].astype(np.float64)
-    block_ends = np.clip(np.arange(1, n_bins) * n // n_bins - 1, 0, n - 1)
-    inner = ordered[block_ends]
+    inner = ordered[positions]
     # Tokens <= inner[b] sit in bins <= b; counting them per edge gives each sorted position's bin without a search.
     below = np.searchsorted(ordered, inner, side="right")
     sizes = np.diff(np.concatenate([[0], below, [n]]))
@@ -143,13 +172,20 @@ def _check_edges(edges: ArrayLike, n_units: int) -> FloatArray:
 
 
 def binned_stats(
-    acts: ArrayLike, labels: ArrayLike | PositiveRows, *, n_bins: int = 1024, edges: ArrayLike | None = None
+    acts: ArrayLike,
+    labels: ArrayLike | PositiveRows,
+    *,
+    n_bins: int = 1024,
+    edges: ArrayLike | None = None,
+    exact_top: int = 0,
 ) -> BinnedStats:
     """Histogram every unit of acts [n_tokens, n_units] (or [n_tokens]) for all tokens and for each label's positives.
 
     labels: bool [n_tokens, n_labels] or [n_tokens], or their `PositiveRows` (built once when the same labels are
     binned against many blocks of units). edges: None for exact equal-count edges of these activations,
     or [n_units, n_bins + 1] (e.g. an earlier shard's ``BinnedStats.edges``) so that results can be merged.
+    exact_top: with edges None, also cut above each of the top `exact_top` tokens and geometrically below them
+    (`cut_positions`), so that cuts in the top tail are exact; the result then has more than `n_bins` bins.
     """
     a, _ = as_activations(acts)
     positives = _positive_rows(labels, a.shape[0])
@@ -158,6 +194,10 @@ def binned_stats(
     n_bins = given.shape[1] - 1 if given is not None else n_bins
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
         raise InvalidArgument(f"n_bins must be an integer >= 2; got {n_bins!r}")
+    if isinstance(exact_top, bool) or not isinstance(exact_top, int) or exact_top < 0:
+        raise InvalidArgument(f"exact_top must be an integer >= 0; got {exact_top!r}")
+    positions = cut_positions(n_tokens, n_bins, exact_top if given is None else 0)
+    n_bins = n_bins if given is not None else len(positions) + 1
     out_edges = np.empty((n_units, n_bins + 1)) if given is None else given
     counts = np.zeros((n_units, n_bins), dtype=np.int64)
     positive_counts = np.zeros((len(positives), n_units, n_bins), dtype=np.int64)
@@ -170,7 +210,7 @@ def binned_stats(
         bins_t = np.empty((len(units), n_tokens), dtype=np.uint16 if n_bins <= 1 << 16 else np.int64)
         for j, u in enumerate(units):
             if given is None:
-                out_edges[u], bins_t[j] = _sort_bins(columns[j], n_bins)
+                out_edges[u], bins_t[j] = _sort_bins(columns[j], positions)
             else:
                 bins_t[j] = np.searchsorted(given[u, 1:-1], columns[j], side="left")
             counts[u] = np.bincount(bins_t[j], minlength=n_bins)
