@@ -43,13 +43,33 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+SEEDS_DIR = Path("runs/seeds")
+
+
+def _train_dirs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+    """(run dir, out dir, data dir) of `featuretests train`: None means the pipeline's default (the zoo; the run
+    dir). With --seed, everything defaults under runs/seeds (checkpoints and models in seed<N>/, tokenizer and
+    streams in data/, shared by all seeds) and writing into the package zoo is refused: a seed run must never
+    replace the shipped models."""
+    from featuretests.models.zoo import ZOO_DIR
+
+    if args.seed is None:
+        run_dir = Path(args.run_dir or "runs/train")
+        return run_dir, Path(args.out_dir) if args.out_dir else None, Path(args.data_dir) if args.data_dir else None
+    run_dir = Path(args.run_dir or SEEDS_DIR / f"seed{args.seed}")
+    out_dir = Path(args.out_dir) if args.out_dir else run_dir
+    if out_dir.resolve() == ZOO_DIR.resolve() or ZOO_DIR.resolve() in out_dir.resolve().parents:
+        raise FeatureTestsError(f"--seed {args.seed}: --out-dir {out_dir} is the shipped zoo; choose another folder")
+    return run_dir, out_dir, Path(args.data_dir) if args.data_dir else SEEDS_DIR / "data"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from featuretests.corpora.files import data_root
     from featuretests.models.loader import resolve_device
-    from featuretests.models.zoo import TOY_MODELS
-    from featuretests.training.pipeline import train_and_ship
+    from featuretests.models.zoo import TOY_MODELS, TOY_VOCAB, ZOO_DIR
+    from featuretests.training.pipeline import seed_overrides, train_and_ship
 
     names = args.names or list(TOY_MODELS)
     unknown = [n for n in names if n not in TOY_MODELS]
@@ -64,13 +84,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["tokens"] = args.tokens
     if args.vocab:
         overrides["d_vocab"] = args.vocab
-    out_dir = Path(args.out_dir) if args.out_dir else None
+    tokenizers: dict[int, Path] = {}
+    if args.seed is not None:
+        overrides |= seed_overrides(args.seed)
+        # The shipped tokenizer of each vocabulary size: seed models then share the shipped models' token tables.
+        for name in names:
+            shipped = ZOO_DIR / name / "tokenizer"
+            if (shipped / "tokenizer.json").exists():
+                tokenizers.setdefault(int(overrides.get("d_vocab", TOY_VOCAB[name])), shipped)
+    run_dir, out_dir, data_dir = _train_dirs(args)
     cards = train_and_ship(
         names,
-        run_dir=Path(args.run_dir),
+        run_dir=run_dir,
         root=data_root(args.data_root),
         device=resolve_device(args.device),
         spec_overrides=overrides,
+        data_dir=data_dir,
+        tokenizers=tokenizers,
         **({"out_dir": out_dir} if out_dir else {}),
     )
     for card in cards:
@@ -90,8 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train toy models reproducibly (resumes from checkpoints)")
     p.add_argument("names", nargs="*", help="toy model names (default: all four)")
-    p.add_argument("--run-dir", default="runs/train", help="checkpoints, tokenizer and token streams")
-    p.add_argument("--out-dir", default=None, help="where to write model directories (default: the package zoo)")
+    p.add_argument(
+        "--run-dir", default=None, help="checkpoints (default runs/train; with --seed N, runs/seeds/seed<N>)"
+    )
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="where to write model directories (default: the package zoo; with --seed, the run dir)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="tokenizer and token streams (default: the run dir; with --seed, runs/seeds/data, shared by all seeds)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="training seed N: init seed N and data seed 1234 + N for every model of the run (GELU and SoLU of one "
+        "seed share both; 0 = the shipped models'); outputs go under runs/seeds, never into the zoo",
+    )
     p.add_argument("--data-root", default=None, help="the shared corpora folder (default: $FEATURETESTS_DATA)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")

@@ -187,3 +187,56 @@ def test_chunk_text_round_trips() -> None:
     text = ("para one line\nline two\n\n" * 30) + "x" * 500
     pieces = chunk_text(text, max_chars=100)
     assert "".join(pieces) == text and all(len(p) <= 100 for p in pieces)
+
+
+def test_training_seeds_change_init_and_data_while_a_gelu_solu_pair_of_one_seed_shares_both(
+    streams: DomainStreams, tiny_tokenizer: Any
+) -> None:
+    from featuretests.training.pipeline import seed_overrides
+
+    assert seed_overrides(0) == {"init_seed": 0, "data_seed": TrainSpec.data_seed}  # seed 0 = the shipped models'
+    init = {
+        (seed, act): build_model(model_config(_spec(act_fn=act, **seed_overrides(seed))), tiny_tokenizer).state_dict()
+        for seed in (1, 2)
+        for act in ("gelu", "solu_ln")
+    }
+    for seed in (1, 2):
+        gelu, solu = init[seed, "gelu"], init[seed, "solu_ln"]
+        for key in set(gelu) & set(solu):
+            assert torch.equal(gelu[key], solu[key]), (seed, key)
+    differ = [k for k in init[1, "gelu"] if not torch.equal(init[1, "gelu"][k], init[2, "gelu"][k])]
+    assert "blocks.0.mlp.in.weight" in differ and "embed.weight" in differ
+    batches = [
+        batch_for_step(streams, step=0, seed=_spec(**seed_overrides(s)).data_seed, batch_size=4, n_ctx=32, bos=0)
+        for s in (1, 2)
+    ]
+    assert not np.array_equal(*batches)
+    with pytest.raises(InvalidArgument, match="seed must be an integer >= 0"):
+        seed_overrides(-1)
+
+
+def test_seeded_train_runs_default_under_runs_seeds_and_never_write_the_zoo(tmp_path: Path) -> None:
+    import argparse
+
+    from featuretests.cli import _train_dirs
+    from featuretests.errors import FeatureTestsError
+    from featuretests.models.zoo import ZOO_DIR
+
+    def args(**kw: Any) -> argparse.Namespace:
+        return argparse.Namespace(**({"seed": None, "run_dir": None, "out_dir": None, "data_dir": None} | kw))
+
+    assert _train_dirs(args()) == (Path("runs/train"), None, None)  # unseeded: the shipped layout, the zoo
+    run, out, data = _train_dirs(args(seed=3))
+    assert (run, out, data) == (Path("runs/seeds/seed3"), Path("runs/seeds/seed3"), Path("runs/seeds/data"))
+    assert _train_dirs(args(seed=3, run_dir=str(tmp_path)))[:2] == (tmp_path, tmp_path)
+    for zoo in (ZOO_DIR, ZOO_DIR / "sub"):
+        with pytest.raises(FeatureTestsError, match="shipped zoo"):
+            _train_dirs(args(seed=1, out_dir=str(zoo)))
+
+
+def test_a_given_tokenizer_of_another_vocabulary_is_refused(tiny_tokenizer: Any, tmp_path: Path) -> None:
+    from featuretests.training.pipeline import prepare_data
+
+    tiny_tokenizer.save_pretrained(str(tmp_path / "tok"))
+    with pytest.raises(InvalidArgument, match="has 300 tokens, not the vocabulary 512"):
+        prepare_data(tmp_path / "data", root=tmp_path, vocab=512, tokenizer_from=tmp_path / "tok")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from featuretests.errors import InvalidArgument
 from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, TOY_PRECISION, TOY_VOCAB, ZOO_DIR
 from featuretests.training.data import DomainStreams, build_streams, file_hashes, load_streams
 from featuretests.training.evaluate import add_k_bigram_nll, add_k_unigram_nll, eval_windows, model_nll
@@ -21,10 +22,20 @@ from featuretests.training.loop import TrainSpec, train
 from featuretests.training.mix import MIX, Domain, domain_documents, is_heldout
 from featuretests.training.tokenizer import load_tokenizer, train_tokenizer
 
-__all__ = ["evaluate_model", "prepare_data", "spec_for", "train_and_ship"]
+__all__ = ["evaluate_model", "prepare_data", "seed_overrides", "spec_for", "train_and_ship"]
 
 TOKENIZER_CHARS = 16_000_000
 EVAL_TOKENS = 60_000
+
+
+def seed_overrides(seed: int) -> dict[str, int]:
+    """TrainSpec fields of training seed `seed` (``featuretests train --seed``): init seed = seed and data seed =
+    the default data seed + seed, so a seed changes both the initial weights and the order and choice of the
+    batches. Seed 0 is the shipped models' (init 0, data 1234). Both fields are shared by every model of one run,
+    so the GELU and SoLU models of one seed start from the same weights and read the same batches."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidArgument(f"seed must be an integer >= 0; got {seed!r}")
+    return {"init_seed": seed, "data_seed": TrainSpec.data_seed + seed}
 
 
 def spec_for(name: str, **overrides: Any) -> TrainSpec:
@@ -47,12 +58,24 @@ def _tokenizer_texts(domains: tuple[Domain, ...], root: Path, budget: int) -> li
 
 
 def prepare_data(
-    run_dir: Path, *, root: Path, vocab: int, domains: tuple[Domain, ...] = MIX
+    run_dir: Path, *, root: Path, vocab: int, domains: tuple[Domain, ...] = MIX, tokenizer_from: Path | None = None
 ) -> tuple[Any, DomainStreams]:
-    """Train (or reuse) the tokenizer in ``run_dir/tokenizer`` and encode (or reuse) the streams."""
+    """Train (or reuse) the tokenizer in ``run_dir/tokenizer`` and encode (or reuse) the streams.
+
+    `tokenizer_from`: a saved tokenizer folder copied into ``run_dir/tokenizer`` instead of training one when none is
+    there (seed runs take the shipped models' tokenizer, so that their token tables are the shipped models').
+    InvalidArgument when its vocabulary is not `vocab`."""
     tok_dir = run_dir / "tokenizer"
     if (tok_dir / "tokenizer.json").exists():
         tokenizer = load_tokenizer(tok_dir)
+    elif tokenizer_from is not None:
+        tokenizer = load_tokenizer(tokenizer_from)
+        if len(tokenizer) != vocab:
+            raise InvalidArgument(f"tokenizer {tokenizer_from} has {len(tokenizer)} tokens, not the vocabulary {vocab}")
+        tmp = run_dir / "tokenizer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(tokenizer_from, tmp)
+        tmp.replace(tok_dir)
     else:
         tmp = run_dir / "tokenizer.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -95,16 +118,21 @@ def train_and_ship(
     device: str = "cpu",
     out_dir: Path = ZOO_DIR,
     spec_overrides: dict[str, Any] | None = None,
+    data_dir: Path | None = None,
+    tokenizers: dict[int, Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Train each named toy model (resuming), ship it to ``out_dir/<name>`` and write its model card.
 
-    Tokenizer and token streams live in ``run_dir/vocab-<size>/`` (shared by the models of that vocabulary size,
-    so GELU and SoLU twins read identical data); checkpoints in ``run_dir/<name>.ckpt``.
+    Tokenizer and token streams live in ``data_dir/vocab-<size>/`` (default `run_dir`; shared by the models of that
+    vocabulary size, so GELU and SoLU twins read identical data); checkpoints in ``run_dir/<name>.ckpt``.
+    `tokenizers`: per vocabulary size, a saved tokenizer to use instead of training one (`prepare_data`).
     """
     specs = [spec_for(name, **(spec_overrides or {})) for name in names]
+    data_dir = run_dir if data_dir is None else data_dir
     cards = []
     for vocab in sorted({spec.d_vocab for spec in specs}):  # one tokenizer and set of streams per vocabulary size
-        tokenizer, streams = prepare_data(run_dir / f"vocab-{vocab}", root=root, vocab=vocab)
+        source = (tokenizers or {}).get(vocab)
+        tokenizer, streams = prepare_data(data_dir / f"vocab-{vocab}", root=root, vocab=vocab, tokenizer_from=source)
         for spec in (s for s in specs if s.d_vocab == vocab):
             cards.append(
                 _train_one(spec, tokenizer, streams, run_dir=run_dir, root=root, device=device, out_dir=out_dir)
