@@ -336,3 +336,30 @@ def test_two_models_with_one_table_share_its_label_library(monkeypatch: pytest.M
     args.top_tokens = 6
     monosemanticity_cli.library_from_args(Table("k2"), args)
     assert len(built) == 3
+
+
+def _seed_counts(n_good: int, n_units: int = 100, n_docs: int = 20) -> dict[str, np.ndarray]:
+    """Report counts where the first `n_good` units are perfect (F1 1) and the rest never right (F1 0)."""
+    tp = np.zeros((n_docs, n_units))
+    tp[:, :n_good] = 1.0
+    return {"tp": tp, "predicted": np.ones((n_docs, n_units)), "positive": np.ones((n_docs, n_units))}
+
+
+def test_seed_difference_ci_averages_seeds_and_widens_with_their_spread() -> None:
+    from featuretests.analysis.monosemanticity import seed_difference_ci
+
+    none = _seed_counts(0)
+    spread = [(none, _seed_counts(k)) for k in (5, 20, 35)]
+    same = [(none, _seed_counts(20)) for _ in range(3)]
+    a = seed_difference_ci(spread, thresholds=(0.5,), n_resamples=400)
+    b = seed_difference_ci(same, thresholds=(0.5,), n_resamples=400)
+    assert a["per_seed"] == [[0.05], [0.2], [0.35]] and a["difference"] == [pytest.approx(0.2)] and a["n_seeds"] == 3
+    assert b["difference"] == [pytest.approx(0.2)]
+    assert a["low"][0] <= 0.2 <= a["high"][0] and b["low"][0] <= 0.2 <= b["high"][0]
+    assert a["high"][0] - a["low"][0] > 1.5 * (b["high"][0] - b["low"][0])  # the seeds' spread is in the interval
+    assert b["t_low"] == [pytest.approx(0.2)] and b["t_high"] == [pytest.approx(0.2)]  # no seed spread
+    assert a["t_low"][0] < 0.2 - 0.3 and a["t_high"][0] > 0.2 + 0.3  # t_2 = 4.30, sd 0.15: +/- 0.37
+    with pytest.raises(Exception, match="at least 2 seeds"):
+        seed_difference_ci(spread[:1])
+    with pytest.raises(Exception, match="same report documents"):
+        seed_difference_ci([(none, _seed_counts(5)), (none, _seed_counts(5, n_docs=7))])

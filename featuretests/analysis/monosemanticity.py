@@ -21,7 +21,8 @@ The library holds single labels and a bounded number of conjunctions ("token X a
 / domain / string, comment ... context"; `featuretests.analysis.library`), so a neuron for a conjunction can get it.
 A neuron is "interpretable at tau" when its report F1 > tau. `rate_ci` gives the rate with a two-level bootstrap
 (documents of the report half, then neurons), `rate_difference_ci` the GELU - SoLU style difference with the same
-documents for both models. `ranking_stability` compares the ranking of neurons by best F1 with that by best AUROC
+documents for both models, `seed_difference_ci` that difference over several training seeds with the seed-to-seed
+variation in its interval. `ranking_stability` compares the ranking of neurons by best F1 with that by best AUROC
 and `ranking_agreement` any set of metrics, among them `top_activation_precision` (the best label's precision on the
 top examples, the automatic analogue of quick inspection) (9.53); `band_precision_profile` asks whether the
 explanation holds across the neuron's activation range (9.45); `tails_vs_monosemanticity` relates kurtosis to F1
@@ -60,6 +61,7 @@ __all__ = [
     "rate_difference_ci",
     "report_counts",
     "run",
+    "seed_difference_ci",
     "tails_vs_monosemanticity",
     "top_activation_precision",
 ]
@@ -294,6 +296,64 @@ def rate_difference_ci(
     diff = _rates(_f1_of(counts_b, w_b), taus, rng) - _rates(_f1_of(counts_a, w_a), taus, rng)
     low, high = np.quantile(diff, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
     return {"threshold": taus.tolist(), "difference": est[0].tolist(), "low": low.tolist(), "high": high.tolist()}
+
+
+def seed_difference_ci(
+    pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
+    *,
+    thresholds: ArrayLike = (0.3, 0.5, 0.7),
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """rate(B) - rate(A) per tau over S >= 2 training seeds, with seed-to-seed variation in its interval.
+
+    `pairs`: per seed, the `report_counts` of model A and of model B (e.g. GELU and SoLU trained from one init),
+    all over the same report documents. Estimate: the mean over seeds of d_s = rate_s(B) - rate_s(A).
+    ``low``/``high``: a three-level percentile bootstrap; each resample draws S seeds with replacement, the report
+    documents with replacement (one draw for every model, as the documents are shared) and each model's neurons
+    with replacement, and averages d over the drawn seeds (a seed drawn twice counts twice with one document and
+    neuron draw, which can only widen the interval). With few seeds the seed level of a bootstrap understates the
+    spread (a resample of S seeds has (S - 1) / S of their variance), so ``t_low``/``t_high`` also give
+    mean(d) -/+ t_{S-1} sd(d) / sqrt(S), whose sd over seeds holds both the seed-to-seed and the within-seed
+    sampling variation. ``per_seed``: each d_s. InvalidArgument with fewer than two seeds or differing documents.
+    """
+    from scipy.stats import t as student_t
+
+    taus = np.asarray(thresholds, dtype=np.float64)
+    if len(pairs) < 2:
+        raise InvalidArgument(f"a difference with seed variation needs at least 2 seeds; got {len(pairs)}")
+    n_docs = {c["tp"].shape[0] for pair in pairs for c in pair}
+    if len(n_docs) != 1:
+        raise InvalidArgument(f"every seed's counts must cover the same report documents; got {sorted(n_docs)}")
+    d = n_docs.pop()
+    rng = np.random.default_rng(seed)
+    ones = np.ones((1, d))
+
+    def rate(counts: dict[str, np.ndarray]) -> np.ndarray:  # on every report document and neuron
+        return _rates(_f1_of(counts, ones), taus, None)[0]
+
+    per_seed = np.array([rate(b) - rate(a) for a, b in pairs])
+    n_seeds = len(pairs)
+    picks = np.stack([np.bincount(row, minlength=n_seeds) for row in rng.integers(0, n_seeds, (n_resamples, n_seeds))])
+    weights = _doc_weights(d, n_resamples, rng)
+    boot = np.zeros((n_resamples, taus.size))
+    for k, (a, b) in enumerate(pairs):
+        boot += picks[:, k, None] * (_rates(_f1_of(b, weights), taus, rng) - _rates(_f1_of(a, weights), taus, rng))
+    boot /= n_seeds
+    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
+    mean, sd = per_seed.mean(axis=0), per_seed.std(axis=0, ddof=1)
+    half = student_t.ppf((1 + confidence) / 2, n_seeds - 1) * sd / np.sqrt(n_seeds)
+    return {
+        "threshold": taus.tolist(),
+        "difference": mean.tolist(),
+        "low": low.tolist(),
+        "high": high.tolist(),
+        "t_low": (mean - half).tolist(),
+        "t_high": (mean + half).tolist(),
+        "per_seed": per_seed.tolist(),
+        "n_seeds": n_seeds,
+    }
 
 
 def ranking_stability(f1: Scores, auroc: Scores, same_label: ArrayLike | None = None) -> dict[str, Any]:
