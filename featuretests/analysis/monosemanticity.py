@@ -493,8 +493,10 @@ def tails_vs_monosemanticity(
 
 def add_arguments(parser: Any) -> None:
     from featuretests.analysis.monosemanticity_cli import add_arguments as add
+    from featuretests.analysis.monosemanticity_cli import add_pair_arguments
 
     add(parser)
+    add_pair_arguments(parser)
 
 
 def run(args: Any) -> int:

@@ -14,6 +14,7 @@ __all__ = [
     "REFERENCE",
     "add_arguments",
     "add_library_arguments",
+    "add_pair_arguments",
     "analyse_model",
     "concat_scores",
     "library_from_args",
@@ -85,6 +86,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--top-k", type=int, default=20, help="top documents per neuron for the top precision")
     parser.add_argument("--bands", type=int, default=5, help="activation bands for the band precision profile")
+    parser.add_argument(
+        "--exact-top",
+        type=int,
+        default=128,
+        help="also cut above each of a neuron's top N fit activations (and geometrically below them), so best F1 "
+        "is exact for labels of up to N fit positives at any corpus size; 0: the equal-count bins alone (before "
+        "2026-12-08: a perfect detector of a 10-positive label then scored F1 < 0.6)",
+    )
+
+
+def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the seed comparison (monosemanticity only, not the analyses that share its library)."""
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        metavar=("MODEL_A", "MODEL_B"),
+        default=None,
+        help="a model pair of one training seed (e.g. runs/seeds/seed1/toy-gelu-1l runs/seeds/seed1/toy-solu-1l); "
+        "repeat for each seed (two or more) to get B - A with the seed-to-seed variation in its interval, written "
+        "as monosemanticity-seeds; replaces --model/--model-b",
+    )
 
 
 def concat_scores(parts: list[Scores], metric: str) -> Scores:
@@ -125,7 +148,8 @@ def analyse_model(args: argparse.Namespace, name: str) -> dict[str, Any]:
     for layer in layers(args, s.model.n_layers):
         acts = store.acts(hook_name("mlp.post", layer))
         parts["sources"].append(acts)
-        e = explain(acts, lib.matrix, doc, n_bins=args.n_bins, seed=args.seed)
+        tail = {"exact_top": args.exact_top} if hasattr(args, "exact_top") else {}
+        e = explain(acts, lib.matrix, doc, n_bins=args.n_bins, seed=args.seed, **tail)
         parts["names"] += [f"L{layer}N{i}" for i in range(acts.shape[1])]
         parts["e"].append(e)
         parts["counts"].append(report_counts(acts, lib.matrix, doc, e))
@@ -340,6 +364,8 @@ def run(args: argparse.Namespace) -> int:
     from featuretests.cli_analyze import markdown_table, models, report, text_table
 
     taus = [float(t) for t in args.thresholds.split(",") if t.strip()]
+    if getattr(args, "pair", None):
+        return run_pairs(args, taus)
     analysed = [analyse_model(args, name) for name in models(args)]
     summaries = [summarise(m, taus, args.bootstrap, args.seed) for m in analysed]
     rows = [_row(s) for s in summaries]
@@ -370,4 +396,56 @@ def run(args: argparse.Namespace) -> int:
         md[-1] += "n/a" if bs["whole_range_share"] is None else f"{bs['whole_range_share']:.1%}"
         md += _detail_markdown(s)
     report(args, "monosemanticity", data, "\n".join(md), _figures(summaries))
+    return 0
+
+
+def _rate_cell(r: dict[str, list[float]], i: int, key: str = "rate", signed: bool = False) -> str:
+    f = "+.1%" if signed else ".1%"
+    return f"{r[key][i]:{f}} [{r['low'][i]:{f}}, {r['high'][i]:{f}}]"
+
+
+def run_pairs(args: argparse.Namespace, taus: list[float]) -> int:
+    """B - A over several training seeds (``--pair A B`` per seed): each pair's rates and difference, and the mean
+    difference with the seed-to-seed variation in its interval (`seed_difference_ci`)."""
+    from featuretests.analysis.monosemanticity import rate_ci, rate_difference_ci, seed_difference_ci
+    from featuretests.analysis.plots import line_chart
+    from featuretests.cli_analyze import markdown_table, report, text_table
+    from featuretests.errors import InvalidArgument
+
+    if len(args.pair) < 2:
+        raise InvalidArgument("--pair: give two or more pairs (one per seed); one pair is --model A --model-b B")
+    counts, pairs, rows = [], [], []
+    for name_a, name_b in args.pair:
+        a, b = (analyse_model(args, name) for name in (name_a, name_b))
+        if not np.array_equal(a["doc_ids"], b["doc_ids"]):
+            raise InvalidArgument(f"{name_a} and {name_b} must share a tokenizer (the same report documents)")
+        rates = [rate_ci(m["counts"], thresholds=taus, n_resamples=args.bootstrap, seed=args.seed) for m in (a, b)]
+        diff = rate_difference_ci(a["counts"], b["counts"], thresholds=taus, n_resamples=args.bootstrap)
+        pairs.append({"a": name_a, "b": name_b, "act_fn": [a["act_fn"], b["act_fn"]], "rates": rates, "diff": diff})
+        counts.append((a["counts"], b["counts"]))
+        row = {"pair": f"{name_b} - {name_a}"}
+        for i, t in enumerate(taus):
+            row[f"A F1>{t:g}"], row[f"B F1>{t:g}"] = _rate_cell(rates[0], i), _rate_cell(rates[1], i)
+            row[f"B-A F1>{t:g}"] = _rate_cell(diff, i, "difference", signed=True)
+        rows.append(row)
+        del a, b  # one pair's activations and label matrix at a time
+    pooled = seed_difference_ci(counts, thresholds=taus, n_resamples=args.bootstrap, seed=args.seed)
+    mean_row = {"pair": f"mean over {len(pairs)} seeds (bootstrap seeds > documents > neurons)"}
+    t_row = {"pair": f"mean over {len(pairs)} seeds (t interval over seeds)"}
+    t_view = pooled | {"low": pooled["t_low"], "high": pooled["t_high"]}
+    for i, t in enumerate(taus):
+        mean_row[f"B-A F1>{t:g}"] = _rate_cell(pooled, i, "difference", signed=True)
+        t_row[f"B-A F1>{t:g}"] = _rate_cell(t_view, i, "difference", signed=True)
+    rows += [mean_row, t_row]
+    columns = list(rows[0])
+    print(text_table(rows, columns))
+    data: dict[str, Any] = {"analysis": "monosemanticity-seeds", "corpus": args.corpus, "profile": args.profile}
+    data |= {"thresholds": taus, "exact_top": getattr(args, "exact_top", None), "pairs": pairs, "pooled": pooled}
+    md = [f"# Monosemanticity over {len(pairs)} training seeds, {args.corpus} ({args.profile})", ""]
+    md += [markdown_table(rows, columns), "", seed_difference_ci.__doc__ or "", "", METHOD_NOTE]
+    x = np.arange(1, len(pairs) + 1)
+    mid = next((i for i, t in enumerate(taus) if t >= 0.5), len(taus) - 1)
+    series = {side: (x, np.array([p["rates"][k]["rate"][mid] for p in pairs])) for k, side in enumerate("AB")}
+    chart = line_chart(series, title=f"F1 > {taus[mid]:g} per seed", xlabel="seed pair", ylabel="rate", scatter=True)
+    report(args, "monosemanticity-seeds", data, "\n".join(md), {"rates": chart})
     return 0
