@@ -44,7 +44,7 @@ def best_neuron(
     metric: str = "auroc",
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The unit that `expression` (Python over the token table ``t``) ranks first on `corpus`, and the top rows
-    (`judging.best_unit`: every unit of `layer` or of every layer, by `metric`, with CIs and adjusted p-values)."""
+    (`judging.best_unit`: every unit of `layer` or of every layer, by `metric`, with max-T family p-values)."""
     from featuretests.judging import best_unit
     from featuretests.spec import Hypothesis, Target
 
@@ -67,9 +67,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return 0
     metric = rows[0]["metric"] if rows else args.metric  # the metric used (a numeric label ranks by correlation)
     print(f"{args.expression}  on {args.corpus} ({session.profile}), ranked by {metric}:")
+    print("  (family p: max-T over every unit searched; * below 0.05. Values are in-sample: to judge the best unit")
+    print("   on documents it was not chosen on, write it as a hypothesis.)")
     for r in rows:
-        ci = f"[{r['low']:.3f}, {r['high']:.3f}]" if r["low"] is not None else ""
-        print(f"  {r['neuron']:<9} {r['value']}  {ci}  p_adj {r['p_adjusted']}{'  *' if r['significant'] else ''}")
+        p = "n/a" if r["p_family"] is None else f"{r['p_family']:.3g}"
+        print(f"  {r['neuron']:<9} {r['value']}  family p {p}{'  *' if r['significant'] else ''}")
     return 0
 
 

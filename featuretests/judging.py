@@ -10,106 +10,55 @@ import numpy as np
 
 from featuretests.errors import FeatureTestsError
 from featuretests.evaluate import FEW_DOCUMENTS, UnitVerdict, label_kind
-from featuretests.metrics.scores import Scores
-from featuretests.models.neurons import NeuronId
+from featuretests.models.neurons import NeuronId, parse_neuron
 from featuretests.render.marking import Marker, choose_marker, mark_token
+from featuretests.render.verdict import decision_text, evidence_lines, p_text
+from featuretests.selection import Chosen, choose, rank_part
 from featuretests.spec import Hypothesis
-from featuretests.unit_blocks import SideBySide
 
-__all__ = ["best_unit", "evaluate_hypothesis", "format_failure"]
+__all__ = ["best_unit", "choose_unit", "evaluate_hypothesis", "format_failure"]
 
 MAX_CONTROL_RATE = 0.1  # a control passes when the unit fires on at most this share of its tokens
 N_COUNTEREXAMPLES = 5
-SEARCH_TOP = 10
 
 
-def _search_metric(h: Hypothesis) -> str:
-    for name in h.thresholds:
-        if name in ("auroc", "f1", "precision", "recall", "iou", "mcc", "average_precision", "balanced_accuracy"):
-            return name
-    return "auroc"
-
-
-def _layers_side_by_side(session: Any, corpus: Any, layers: list[int], kind: str) -> tuple[SideBySide, list[str]]:
-    """Every unit of `layers` side by side, read from the float16 memmaps a block of units at a time (a search
-    never holds a float32 copy of every unit), and the units' names."""
+def _layer_maps(session: Any, corpus: Any, layers: list[int], kind: str) -> tuple[list[np.ndarray], list[str]]:
+    """The float16 memmaps of every unit of `layers` (read a block of units at a time by a search, never copied
+    whole as float32) and the units' names."""
     maps = [session.acts_mapped(corpus, layer, kind) for layer in layers]
-    names = [f"L{layer}N{i}" for layer, m in zip(layers, maps, strict=True) for i in range(m.shape[1])]
-    return SideBySide(maps), names
+    names = [str(NeuronId(layer, i)) for layer, m in zip(layers, maps, strict=True) for i in range(m.shape[1])]
+    return maps, names
+
+
+def _searched(session: Any, h: Hypothesis, corpus: Any) -> tuple[list[np.ndarray], list[str], np.ndarray]:
+    """The units h searches (its layer, or every layer), their names, and h's label (boolean or numeric)."""
+    _, y = session.labels(h, corpus)
+    if (kind := label_kind(y)) not in ("bool", "numeric"):
+        raise FeatureTestsError(f"{h.where()}: a search needs a boolean or numeric label; name a neuron for {kind}")
+    layers = [h.target.layer] if h.target.layer is not None else list(range(session.model.n_layers))
+    maps, names = _layer_maps(session, corpus, layers, h.target.unit_kind)
+    return maps, names, y
+
+
+def choose_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, Chosen]:
+    """h's unit, chosen on a selection part of the corpus's groups (`selection.choose`), and the choice."""
+    maps, names, y = _searched(session, h, corpus)
+    options = {"metrics": list(h.thresholds), "rule": h.threshold_rule, "seed": session.seed}
+    chosen = choose(maps, names, y, session.groups(corpus), **options)
+    return parse_neuron(chosen.selection.name), chosen
 
 
 def best_unit(session: Any, h: Hypothesis, corpus: Any) -> tuple[NeuronId, list[dict[str, Any]]]:
-    """Search every unit (of h's layer, or all layers) by h's first ranking metric; the best and the top 10."""
-    from featuretests.search import rank_units
+    """Every unit ranked for h on every token of `corpus` (the `search` command): the best and the top rows.
 
-    table, y = session._labels(h, corpus)
-    kind = label_kind(y)
-    if kind not in ("bool", "numeric"):
-        raise FeatureTestsError(f"{h.where()}: a search needs a boolean or numeric label; name a neuron for {kind}")
-    layers = [h.target.layer] if h.target.layer is not None else list(range(session.model.n_layers))
-    acts, names = _layers_side_by_side(session, corpus, layers, h.target.unit_kind)
-    if kind == "numeric":
-        return _best_correlated_unit(h, acts, np.asarray(y, dtype=np.float64), names)
-    ranking = rank_units(
-        acts,
-        y,
-        np.asarray(table.doc),
-        metric=_search_metric(h),
-        top_k=SEARCH_TOP,
-        n_bootstrap=50,
-        n_permutations=100,
-        p_method="normal",
-        unit_names=names,
-        seed=session.seed,
-    )
-    rows = [
-        {
-            "neuron": r.name,
-            "metric": ranking.metric,
-            "value": _r(r.value),
-            "low": _r(r.ci_low),
-            "high": _r(r.ci_high),
-            "p_adjusted": _r(r.p_adjusted),
-            "significant": r.significant,
-        }
-        for r in ranking.top
-    ]
-    layer, index = ranking.top[0].name[1:].split("N")
-    return NeuronId(int(layer), int(index)), rows
-
-
-def _best_correlated_unit(
-    h: Hypothesis, acts: SideBySide, y: np.ndarray, names: list[str]
-) -> tuple[NeuronId, list[dict[str, Any]]]:
-    """Numeric search: every unit ranked by its correlation with y (h's first correlation threshold; Spearman).
-
-    The correlation is signed: "rises with" is the claim, so a unit that falls with the label ranks low. No
-    p-values: with tens of thousands of tokens any |r| worth reporting is far beyond chance, and the judged unit's
-    bootstrap CI (resampling documents) is what the verdict uses.
-    """
-    from featuretests.metrics.numeric import pearson, spearman
-
-    metric = next((m for m in h.thresholds if m in ("spearman", "pearson")), "spearman")
-    correlation = spearman if metric == "spearman" else pearson
-    scores = Scores.concat([correlation(block, y) for block in acts]).filled(-np.inf)  # undefined ranks last
-    top = np.argsort(-scores, kind="stable")[:SEARCH_TOP]
-    if not np.isfinite(scores[top[0]]):
-        raise FeatureTestsError(f"{h.where()}: the label or every unit is constant; no correlation is defined")
-    rows = [
-        {
-            "neuron": names[i],
-            "metric": metric,
-            "value": _r(scores[i]),
-            "low": None,
-            "high": None,
-            "p_adjusted": None,
-            "significant": None,
-        }
-        for i in top
-        if np.isfinite(scores[i])
-    ]
-    layer, index = names[top[0]][1:].split("N")
-    return NeuronId(int(layer), int(index)), rows
+    Each row's family p is the max-T p over every unit searched, so "significant" is honest across them; the
+    winner's value is in-sample (it was chosen on these tokens): judge it with a hypothesis, which chooses on one
+    part of the corpus and judges on the other."""
+    maps, names, y = _searched(session, h, corpus)
+    every = np.ones(len(y), dtype=bool)
+    options = {"metrics": list(h.thresholds), "rule": h.threshold_rule, "seed": session.seed}
+    chosen = rank_part(maps, names, y, session.groups(corpus).codes, every, **options)
+    return parse_neuron(chosen.name), chosen.rows
 
 
 def _r(x: float | None) -> float | None:
@@ -187,21 +136,29 @@ def _expression_text(h: Hypothesis) -> str:
         return repr(h.expr)
 
 
+def _decision(h: Hypothesis) -> dict[str, Any]:
+    if h.decision == "point":
+        return {"rule": "point", "note": "point estimate against the threshold: for exploration, not a verdict"}
+    return {"rule": "interval", "confidence": h.confidence, "bound": "one-sided lower", "interval": "BCa bootstrap"}
+
+
 def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[str, Any]:
-    """Judge `h` on its first corpus (joined corpora are judged one by one through `also_on`)."""
+    """Judge `h` on its first corpus (joined corpora are judged one by one through `also_on`).
+
+    A search chooses its unit on a selection part of the corpus's groups and is judged on the rest
+    (`choose_unit`); named neurons are judged on every group."""
     from featuretests.pages import neuron_page
 
     corpus = h.corpora[0]
-    search: list[dict[str, Any]] = []
-    if h.target.is_search:
-        neuron, search = best_unit(session, h, corpus)
-        neurons = [neuron]
-    else:
-        neurons = session._units(h.target)
-    table, y = session._labels(h, corpus)
-    verdicts = [session.judge(h, corpus, n) for n in neurons]
+    table, y = session.labels(h, corpus)
+    groups = session.groups(corpus)
+    neuron, choice = choose_unit(session, h, corpus) if h.target.is_search else (None, None)
+    neurons = [neuron] if neuron is not None else session.units(h.target)
+    rows = choice.judge_rows if choice else None
+    verdicts = [session.judge(h, corpus, n, rows=rows) for n in neurons]
     checks = _checks(session, h, neurons[0], verdicts[0])
-    failures = [f"{v.unit}: {f}" for v in verdicts for f in v.failures]
+    failures = [f"search: {choice.problem}"] if choice and choice.problem else []
+    failures += [f"{v.unit}: {f}" for v in verdicts for f in v.failures]
     failures += [
         f"{c['kind']} {c['corpus']}: "
         + (
@@ -213,6 +170,8 @@ def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[st
     ]
     first = verdicts[0]
     a = session.unit_acts(corpus, neurons[0], h.target.unit_kind)
+    judged = first.report_mask if first.report_mask is not None else np.ones(len(table), dtype=bool)
+    split = choice.held_out if choice else {"groups": groups.kind, "judge_groups": groups.count}
     result = {
         "id": test_id,
         "name": h.name,
@@ -224,15 +183,22 @@ def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[st
         "kind": label_kind(y),
         "neuron": str(neurons[0]),
         "threshold": None if first.threshold is None else round(float(first.threshold), 6),
+        "threshold_rule": first.threshold_rule,
         "thresholds": dict(h.thresholds),
+        "decision": _decision(h),
         "metrics": first.metrics,
+        "best_case": first.best_case,
+        "off_label": first.off_label,
+        "null": first.null,
         "ci_documents": first.ci_documents,
+        "split": {**split, "metric_tokens": int(judged.sum())},
         "units": [{"neuron": v.unit, "metrics": v.metrics, "failures": v.failures} for v in verdicts],
-        "search": search,
+        "search": choice.selection.rows if choice else [],
+        "selection": choice.selection.describe() if choice else None,
         "checks": checks,
         "counterexamples": _counterexamples(table, a, y, first) if label_kind(y) == "bool" else {},
-        "label_positives": int(y.sum()) if label_kind(y) == "bool" else None,
-        "tokens": len(table),
+        "label_positives": int(y[judged].sum()) if label_kind(y) == "bool" else None,
+        "tokens": int(judged.sum()),
         "failures": failures,
         "passed": not failures,
         "status": "passed" if not failures else "failed",
@@ -252,6 +218,11 @@ def _fmt_metric(entry: dict[str, Any]) -> str:
     return f"{entry['value']:.3f}{ci}"
 
 
+def _met(entry: dict[str, Any], need: float, rule: str) -> bool:
+    bound = entry.get("value") if rule == "point" else entry.get("low")
+    return bound is not None and bound >= need
+
+
 def _shown_tokens(ctx: dict[str, Any]) -> list[str]:
     return [t.replace("\n", "⏎") for t in ctx["tokens"]]
 
@@ -262,20 +233,25 @@ def _fmt_context(ctx: dict[str, Any], marker: Marker) -> str:
 
 
 def format_failure(r: dict[str, Any]) -> str:
-    """The failure message: what was claimed, the metric table against thresholds, then counterexamples."""
+    """The failure message: what was claimed, the metric table against thresholds and how it was decided, the
+    evidence beside it (best case, off-label firing, null, selection), then counterexamples."""
     lines = [f"hypothesis {r['name']!r} does not hold for {r['neuron']} on {', '.join(r['corpora'])}"]
     if r.get("description"):
         lines.append(f"  claim: {r['description'].splitlines()[0]}")
     if r.get("label_positives") is None:  # a numeric or categorical label: no positives, no threshold
-        lines.append(f"  {r['tokens']:,} tokens, {r.get('kind', 'numeric')} label")
+        lines.append(f"  {r['tokens']:,} tokens judged, {r.get('kind', 'numeric')} label")
     else:
+        rule = r.get("threshold_rule", "")
         lines.append(
-            f"  {r['tokens']:,} tokens, label true on {r['label_positives']:,} · threshold {r.get('threshold')}"
+            f"  {r['tokens']:,} tokens judged, label true on {r['label_positives']:,} · fires above "
+            f"{r.get('threshold')} ({rule})"
         )
-    lines.append(f"  {'metric':<18} {'measured [95% CI]':<28} required")
+    rule = (r.get("decision") or {}).get("rule", "interval")
+    lines.append(f"  {decision_text(r)}")
+    lines.append(f"  {'metric':<18} {'estimate [bounds]':<28} required")
     for name, entry in r["metrics"].items():
         need = r["thresholds"].get(name)
-        mark = "" if need is None else ("  ✓" if entry.get("value") is not None and entry["value"] >= need else "  ✗")
+        mark = "" if need is None else ("  ✓" if _met(entry, need, rule) else "  ✗")
         lines.append(f"  {name:<18} {_fmt_metric(entry):<28} {'' if need is None else f'≥ {need:g}'}{mark}")
     few = r.get("ci_documents")
     if few is not None and few < FEW_DOCUMENTS:
@@ -283,6 +259,7 @@ def format_failure(r: dict[str, Any]) -> str:
             f"  note: the intervals resample only {few} documents, so a resample can drop a whole source; read them "
             "as rough (a corpus with more, smaller documents gives tighter ones)"
         )
+    lines += evidence_lines(r)
     for f in r["failures"]:
         lines.append(f"  FAILED: {f}")
     for title, key in (("fires, label false", "false_positives"), ("label true, silent", "false_negatives")):
@@ -292,15 +269,9 @@ def format_failure(r: dict[str, Any]) -> str:
             lines.append(f"  top counterexamples ({title}); the token is in {marker[0]} {marker[1]}:")
             lines += [_fmt_context(c, marker) for c in examples]
     if r.get("search"):
-        lines.append("  search (best units):")
+        lines.append("  search (best units on the selection part):")
         lines += [
-            f"    {s['neuron']:<9} {s['metric']} {s['value']}  p_adj {_p_text(s['p_adjusted'])}" for s in r["search"]
+            f"    {s['neuron']:<9} {s['metric']} {s['value']}  family p {p_text(s.get('p_family'))}"
+            for s in r["search"]
         ]
     return "\n".join(lines)
-
-
-def _p_text(p: float | None) -> str:
-    """A p-value as text: results keep 6 decimals, so a stored 0.0 means below 5e-7, never exactly zero."""
-    if p is None:
-        return "n/a"
-    return "< 5e-7" if p < 5e-7 else f"{p:.2g}"

@@ -80,6 +80,8 @@ class Session:
         self._tables: dict[str, Any] = {}
         self._stores: dict[tuple[str, str], Any] = {}
         self._corpus_hashes: dict[str, str] = {}
+        self._groups: dict[str, Any] = {}
+        self._label_values: dict[tuple[int, str], np.ndarray] = {}
 
     # -- loading ------------------------------------------------------------------------------------------------
     @property
@@ -159,8 +161,24 @@ class Session:
         return np.asarray(self.acts_mapped(corpus, neuron.layer, kind)[:, neuron.index], dtype=np.float32)
 
     # -- judging ------------------------------------------------------------------------------------------------
-    def _labels(self, h: Hypothesis, corpus: Any) -> tuple[Any, np.ndarray]:
+    def groups(self, corpus: Any) -> Any:
+        """What verdicts on `corpus` split and resample (`featuretests.corpora.groups.judging_groups`)."""
+        from featuretests.corpora.groups import judging_groups
+
+        name = self.corpus(corpus).name
+        if name not in self._groups:
+            self._groups[name] = judging_groups(self.table(corpus), name)
+        return self._groups[name]
+
+    def labels(self, h: Hypothesis, corpus: Any) -> tuple[Any, np.ndarray]:
+        """The token table of `corpus` and h's label on it [n_tokens], checked (evaluated once per run)."""
         table = self.table(corpus)
+        key = (id(h.expr), self.corpus(corpus).name)
+        if key not in self._label_values:
+            self._label_values[key] = self._evaluate_label(h, corpus, table)
+        return table, self._label_values[key]
+
+    def _evaluate_label(self, h: Hypothesis, corpus: Any, table: Any) -> np.ndarray:
         trace_columns(h, table.dtypes)
         values = np.asarray(h.expr(table))
         if values.shape != (len(table),):
@@ -172,21 +190,23 @@ class Session:
                 f"{h.where()}: the label is true on no token of corpus {self.corpus(corpus).name!r} "
                 f"({len(table):,} tokens, profile {self.profile!r}); check the expression or use a larger profile"
             )
-        return table, values
+        return values
 
-    def _units(self, target: Target) -> list[NeuronId]:
+    def units(self, target: Target) -> list[NeuronId]:
+        """The named neurons of `target`, checked against the model's shape."""
         m = self.model
         kind = unit_kind(target.unit_kind)
         n_units = int(m.config[kind.width]) if kind.width != "1" else 1
         return [n.check(n_layers=m.n_layers, n_units=n_units, model=m.name) for n in target.neurons]
 
-    def judge(self, h: Hypothesis, corpus: Any, neuron: NeuronId) -> UnitVerdict:
-        table, values = self._labels(h, corpus)
+    def judge(self, h: Hypothesis, corpus: Any, neuron: NeuronId, *, rows: np.ndarray | None = None) -> UnitVerdict:
+        """Judge `neuron` for `h` on `corpus`, on the tokens of `rows` (a mask; all by default)."""
+        _, values = self.labels(h, corpus)
         a = self.unit_acts(corpus, neuron, h.target.unit_kind)  # one column, not a float32 copy of the layer
-        doc_ids = np.asarray(table.doc)
+        groups = self.groups(corpus).codes
         if label_kind(values) == "bool":
-            return judge_boolean(h, str(neuron), a, values, doc_ids, seed=self.seed)
-        return judge_numeric(h, str(neuron), a, values, doc_ids, seed=self.seed)
+            return judge_boolean(h, str(neuron), a, values, groups, rows=rows, seed=self.seed)
+        return judge_numeric(h, str(neuron), a, values, groups, rows=rows, seed=self.seed)
 
     def evaluate(self, h: Hypothesis, *, test_id: str | None = None) -> dict[str, Any]:
         """Judge `h` and return ``{"hypothesis": <results entry>, "neurons": {key: page data}}``."""
@@ -198,13 +218,17 @@ class Session:
         self, expr: Any, *, corpus: Any, neuron: Any = "best", unit: str = "mlp.post", layer: int | None = None
     ) -> Score:
         """Metrics of `neuron` (or the best unit, searched) for a free-form expression; no thresholds."""
-        from featuretests.judging import best_unit
+        from featuretests.judging import choose_unit
         from featuretests.spec import _target
 
         target = _target("score", neuron, layer, unit)
         h = Hypothesis(name="score", expr=expr, corpora=(corpus,), target=target, thresholds={})
-        chosen = self._units(target)[0] if target.neurons else best_unit(self, h, corpus)[0]
-        verdict = self.judge(h, corpus, chosen)
+        if target.neurons:
+            chosen, rows = self.units(target)[0], None
+        else:  # chosen on one part of the corpus, scored on the other
+            chosen, choice = choose_unit(self, h, corpus)
+            rows = choice.judge_rows
+        verdict = self.judge(h, corpus, chosen, rows=rows)
         return Score(str(chosen), verdict.metrics)
 
     def falsify(self, h: Hypothesis, entry: dict[str, Any], *, max_examples: int = 100, seeds: int = 5) -> Any:

@@ -79,8 +79,10 @@ class Hypothesis:
     controls: tuple[tuple[Any, Expression | None], ...] = ()  # (corpus, expression) where the unit must NOT fire
     source: str = ""  # "path/to/file.py::name", for error messages and reports
     xfail_reason: str = ""  # a known failure, with the measured numbers
-    threshold_rule: str = "best_f1"
+    threshold_rule: Any = "half_max"  # "half_max", "best_f1", "zero" or a number (see featuretests.evaluate)
     options: Mapping[str, Any] = field(default_factory=dict)
+    decision: str = "interval"  # "interval": the one-sided lower bound must clear a threshold; "point": the estimate
+    confidence: float = 0.95  # level of that one-sided bound
 
     def where(self) -> str:
         return f"hypothesis {self.name!r}" + (f" ({self.source})" if self.source else "")
@@ -101,6 +103,26 @@ def _check_thresholds(where: str, thresholds: Mapping[str, float]) -> dict[str, 
             )
         checked[metric] = float(value)
     return checked
+
+
+THRESHOLD_RULES = ("half_max", "best_f1", "zero")
+DECISIONS = ("interval", "point")
+
+
+def _check_rule(where: str, rule: Any) -> Any:
+    if isinstance(rule, bool) or not (rule in THRESHOLD_RULES or isinstance(rule, int | float)):
+        raise InvalidArgument(
+            f"{where}: threshold_rule must be one of {', '.join(THRESHOLD_RULES)} or a number; got {rule!r}"
+        )
+    return rule
+
+
+def _check_decision(where: str, decision: Any, confidence: Any) -> tuple[str, float]:
+    if decision not in DECISIONS:
+        raise InvalidArgument(f"{where}: decision must be 'interval' or 'point'; got {decision!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 < confidence < 1:
+        raise InvalidArgument(f"{where}: confidence must be a number in (0.5, 1), e.g. 0.95; got {confidence!r}")
+    return decision, float(confidence)
 
 
 def _target(where: str, neuron: Any, layer: int | None, unit: str) -> Target:
@@ -134,7 +156,9 @@ def hypothesis(
     also_on: Any = None,
     controls: Any = None,
     xfail: str = "",
-    threshold_rule: str = "best_f1",
+    threshold_rule: Any = "half_max",
+    decision: str = "interval",
+    confidence: float = 0.95,
     name: str | None = None,
     **thresholds: float,
 ) -> Callable[[Expression], Hypothesis]:
@@ -144,7 +168,10 @@ def hypothesis(
     search over all units (of `layer` if given). Keyword thresholds name metrics (precision=0.8, recall=0.5, ...)
     that the unit must reach. `also_on` lists corpora where it must hold too; `controls` lists corpora (or
     ``(corpus, expression)`` pairs) where the unit must not fire. `xfail` records a known failure with the measured
-    numbers; it never lowers a threshold.
+    numbers; it never lowers a threshold. `threshold_rule` says where the unit fires for threshold metrics
+    ("half_max", the unit's own half maximum, by default; "best_f1" fits it to the label); `decision` says what must
+    clear a threshold: "interval" (default), the one-sided lower bound at `confidence`; "point", the estimate
+    (exploration only: reports mark it). See `featuretests.evaluate`.
     """
     if not thresholds:
         raise InvalidArgument("a hypothesis needs at least one threshold, e.g. precision=0.8 or auroc=0.9")
@@ -159,6 +186,8 @@ def hypothesis(
             source = ""
         where = f"hypothesis {hname!r}" + (f" ({source})" if source else "")
         control_pairs = tuple(c if isinstance(c, tuple) else (c, None) for c in _as_tuple(controls))
+        rule_checked = _check_rule(where, threshold_rule)
+        decision_checked, confidence_checked = _check_decision(where, decision, confidence)
         return Hypothesis(
             name=hname,
             expr=expr,
@@ -170,7 +199,9 @@ def hypothesis(
             controls=control_pairs,
             source=source,
             xfail_reason=xfail,
-            threshold_rule=threshold_rule,
+            threshold_rule=rule_checked,
+            decision=decision_checked,
+            confidence=confidence_checked,
         )
 
     return decorate

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from featuretests.evaluate import FEW_DOCUMENTS, judge_boolean
-from featuretests.judging import _layers_side_by_side, format_failure
+from featuretests.judging import format_failure
 from featuretests.spec import Hypothesis, _target
+from featuretests.unit_blocks import SideBySide
 
 
 def _hypothesis(rule: object = "zero") -> Hypothesis:
@@ -54,18 +55,15 @@ def test_a_failure_message_says_when_intervals_rest_on_few_documents() -> None:
         assert "resample only" not in format_failure(_result(enough))
 
 
-def test_a_search_over_layers_reads_each_layer_s_memmap_side_by_side_in_float32_blocks() -> None:
+def test_a_search_reads_each_layer_s_memmap_side_by_side_on_the_selection_rows_only() -> None:
     rng = np.random.default_rng(0)
-    layers = {0: rng.normal(size=(6, 3)).astype(np.float16), 1: rng.normal(size=(6, 2)).astype(np.float16)}
-
-    class _Session:
-        def acts_mapped(self, corpus: str, layer: int, kind: str) -> np.ndarray:
-            assert (corpus, kind) == ("c", "mlp.post")
-            return layers[layer]
-
-    acts, names = _layers_side_by_side(_Session(), "c", [1, 0], "mlp.post")
-    assert names == ["L1N0", "L1N1", "L0N0", "L0N1", "L0N2"]
-    assert acts.arrays[0] is layers[1] and acts.arrays[1] is layers[0]  # the memmaps themselves, no copy
+    layers = [rng.normal(size=(6, 3)).astype(np.float16), rng.normal(size=(6, 2)).astype(np.float16)]
+    rows = np.array([0, 2, 5])
+    acts = SideBySide(layers, rows=rows)
+    assert acts.arrays[0] is layers[0] and acts.arrays[1] is layers[1]  # the memmaps themselves, no copy
+    assert acts.n_tokens == 3
     blocks = list(acts)
     assert all(b.dtype == np.float32 for b in blocks)
-    np.testing.assert_array_equal(np.hstack(blocks), np.concatenate([layers[1], layers[0]], axis=1).astype(np.float32))
+    whole = np.concatenate(layers, axis=1).astype(np.float32)
+    np.testing.assert_array_equal(np.hstack(blocks), whole[rows])
+    np.testing.assert_array_equal(acts.columns([4, 1]), whole[rows][:, [4, 1]])

@@ -105,10 +105,12 @@ def test_one_passing_and_one_failing_hypothesis(pytester: pytest.Pytester, env: 
         [
             "*hypothesis 'paren_perfect' does not hold for L0N3 on brackets-small*",
             "*claim: L0N3 fires on '(' and on nothing else.*",
-            "*metric*measured [[]95% CI[]]*required*",
+            "*decided on the one-sided 95% lower bound*",
+            "*metric*estimate [[]bounds[]]*required*",
             "*precision*[[]*,*[]]*≥ 1  ✗*",
             "*auroc*≥ 1  ✗*",
-            "*FAILED: L0N3: precision = *< required 1*",
+            "*strongest firing off the label:*",
+            "*FAILED: L0N3: precision lower bound * (one-sided 95%; estimate *) < required 1*",
             "*top counterexamples (fires, label false); the token is in * *:*",
         ]
     )

@@ -70,7 +70,9 @@ def test_evaluate_returns_a_json_ready_result(session: Any, open_paren: Any) -> 
     assert set(entry["metrics"]) >= {"precision", "recall", "f1", "auroc"}
     assert all(0.0 <= m["low"] <= m["value"] <= m["high"] <= 1.0 for m in entry["metrics"].values())
     assert entry["passed"] is False and entry["status"] == "failed"
-    assert any(f.startswith("L0N3: precision = ") for f in entry["failures"])
+    assert any(f.startswith("L0N3: precision lower bound ") for f in entry["failures"])
+    assert entry["decision"]["rule"] == "interval" and entry["threshold_rule"] == "half_max"
+    assert entry["off_label"]["max_label_false"] is not None and entry["null"]["scheme"] in ("shift", "documents")
     assert entry["counterexamples"]["false_positives"] and entry["counterexamples"]["false_negatives"]
     assert entry["provenance"]["model"]["weights_sha256"] == session.model.weights_sha256
     (key,) = result["neurons"]

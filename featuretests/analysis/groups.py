@@ -1,40 +1,5 @@
-"""Groups of tokens for document-level statistics: chunks of one source file belong together.
+"""Groups of tokens for document-level statistics; they live with the corpora (`featuretests.corpora.groups`)."""
 
-Splits and bootstraps resample whole groups, so that chunks of one file (one encoding table, one test module)
-never fall on both sides of a fit/report split.
-"""
-
-from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
-from numpy.typing import ArrayLike
+from featuretests.corpora.groups import source_files, table_source_files
 
 __all__ = ["source_files", "table_source_files"]
-
-
-def source_files(doc_ids: ArrayLike, corpus: str, *, doc: ArrayLike | None = None) -> np.ndarray:
-    """A group code per token: documents that are chunks of one source file share a code.
-
-    File readers name documents ``{corpus}/{path}#{part}`` (`featuretests.corpora.readers.base`), so the part after
-    the last "#" is dropped when what is left is not the bare corpus name (synthetic and Hugging Face documents are
-    ``{corpus}#{i}``: each its own group). Splitting and resampling by file keeps chunks of one file (one
-    encoding table, one test module) from falling on both sides of the fit/report split. `doc_ids` is one id per
-    token, or, with `doc` (each token's document index, a table's ``doc`` column), one id per document: the names
-    are then parsed once per document, never as a string per token (gigabytes at a million tokens).
-    """
-    ids = np.asarray(doc_ids).astype(str)
-    if doc is None:
-        uniq, inverse = np.unique(ids, return_inverse=True)
-    else:
-        uniq, inverse = ids, np.asarray(doc, dtype=np.int64)
-    heads = np.array([u.rsplit("#", 1)[0] if "#" in u and u.rsplit("#", 1)[0] != corpus else u for u in uniq])
-    _, codes = np.unique(heads, return_inverse=True)
-    return codes.reshape(-1)[inverse.reshape(-1)]
-
-
-def table_source_files(table: Any, corpus: str) -> np.ndarray:
-    """`source_files` of a token table, from its per-document ids and ``doc`` column."""
-    name = str(table.meta.get("corpus_name", corpus))
-    return source_files(table.doc_ids, name, doc=np.asarray(table.doc))

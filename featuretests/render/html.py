@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from featuretests.render.markdown import format_metric
+from featuretests.render.verdict import decision_text, evidence_lines
 
 __all__ = ["neuron_page_name", "render_html_report"]
 
@@ -138,8 +139,10 @@ def _index_page(results: dict[str, Any], neuron_keys: list[str], extra: str = ""
         f"<p>model <code>{_e(model.get('name'))}</code> · profile <code>{_e(prov.get('profile'))}</code> · "
         f"commit <code>{_e(str((prov.get('git') or {}).get('commit') or 'unknown')[:10])}</code> · "
         f"{_e(prov.get('created', ''))}</p>",
-        "<h2>Hypotheses</h2><table><tr><th>verdict</th><th>hypothesis</th><th>unit</th><th>thresholds</th>"
-        "<th>measured</th></tr>",
+        "<h2>Hypotheses</h2><p>A threshold is met when the one-sided 95% lower bound of its metric clears it; a "
+        "search chooses its unit on a third of the documents and is judged on the rest.</p>"
+        "<table><tr><th>verdict</th><th>hypothesis</th><th>unit</th><th>thresholds</th>"
+        "<th>measured [bounds]</th><th>how decided, and the evidence beside it</th></tr>",
     ]
     for h in results["hypotheses"]:
         unit = h.get("neuron") or h.get("target", "")
@@ -147,9 +150,11 @@ def _index_page(results: dict[str, Any], neuron_keys: list[str], extra: str = ""
         unit_html = f'<a href="{neuron_page_name(page_key)}">{_e(unit)}</a>' if page_key in neuron_keys else _e(unit)
         thresholds = ", ".join(f"{k} ≥ {v:g}" for k, v in h["thresholds"].items())
         measured = "<br>".join(f"{_e(k)} {_e(format_metric(h['metrics'].get(k)))}" for k in h["thresholds"])
+        evidence = [decision_text(h)] + [line.strip() for line in evidence_lines(h)] if h.get("decision") else []
         body.append(
             f'<tr><td class="{_e(h["status"])}">{_e(h["status"])}</td><td title="{_e(h.get("description", ""))}">'
-            f"{_e(h['name'])}</td><td>{unit_html}</td><td>{_e(thresholds)}</td><td>{measured}</td></tr>"
+            f"{_e(h['name'])}</td><td>{unit_html}</td><td>{_e(thresholds)}</td><td>{measured}</td>"
+            f"<td>{'<br>'.join(_e(e) for e in evidence)}</td></tr>"
         )
     body.append("</table>")
     if neuron_keys:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from featuretests.render.verdict import evidence_lines
+
 __all__ = ["format_metric", "render_summary"]
 
 _ICON = {
@@ -43,15 +45,21 @@ def render_summary(results: dict[str, Any], *, regressions: list[str] | None = N
         "",
         " · ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no hypotheses",
         "",
-        "| verdict | hypothesis | unit | thresholds | measured |",
-        "|---|---|---|---|---|",
+        "A threshold is met when the one-sided 95% lower bound of its metric clears it (the interval is printed as "
+        "[lower, upper] one-sided bounds); a search chooses its unit on a third of the documents and is judged on "
+        "the rest. Rows decided on the point estimate say so.",
+        "",
+        "| verdict | hypothesis | unit | thresholds | measured | evidence |",
+        "|---|---|---|---|---|---|",
     ]
     for h in hyps:
         thresholds = ", ".join(f"{k} ≥ {v:g}" for k, v in h["thresholds"].items())
         measured = ", ".join(f"{k} {format_metric(h['metrics'].get(k))}" for k in h["thresholds"])
+        point = " (point estimate)" if (h.get("decision") or {}).get("rule") == "point" else ""
+        evidence = "; ".join(line.strip() for line in evidence_lines(h)) if h.get("decision") else ""
         lines.append(
-            f"| {_ICON.get(h['status'], h['status'])} | `{h['name']}` | {h.get('neuron') or h.get('target', '')} "
-            f"| {thresholds} | {measured} |"
+            f"| {_ICON.get(h['status'], h['status'])}{point} | `{h['name']}` | "
+            f"{h.get('neuron') or h.get('target', '')} | {thresholds} | {measured} | {evidence.replace('|', '/')} |"
         )
     if regressions:
         lines += ["", "## Regressions against the baseline", ""] + [f"- {r}" for r in regressions]
