@@ -13,6 +13,7 @@ TransformerLens or spaCy; those load when the first hypothesis runs). It
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -52,6 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="after judging, try N mutated inputs per hypothesis to falsify it (Hypothesis); 0: off",
     )
+    group.addoption(
+        "--ft-decision",
+        default=None,
+        choices=("interval", "point"),
+        help="override every hypothesis's decision: 'point' judges point estimates (exploration; reports mark it)",
+    )
     parser.addini("ft_model", "default model for hypotheses", default="toy-gelu-1l")
     parser.addini("ft_profile", "default corpus profile", default="quick")
 
@@ -71,6 +78,7 @@ class _PluginState:
         self.baseline = opt("--ft-baseline")
         self.allowed = _parse_allowed(opt("--ft-allowed-regression"))
         self.falsify = int(opt("--ft-falsify") or 0)
+        self.decision = opt("--ft-decision")
         self._sessions: dict[tuple[str, str, str | None], Any] = {}
         self.results: list[dict[str, Any]] = []
         self.neurons: dict[str, Any] = {}
@@ -198,8 +206,10 @@ class HypothesisItem(pytest.Item):
     def runtest(self) -> None:
         from featuretests.judging import format_failure
 
-        session = _state(self.config).session(**_marker_kwargs(self))
-        result = session.evaluate(self.hyp, test_id=self.nodeid)
+        state = _state(self.config)
+        session = state.session(**_marker_kwargs(self))
+        hyp = dataclasses.replace(self.hyp, decision=state.decision) if state.decision else self.hyp
+        result = session.evaluate(hyp, test_id=self.nodeid)
         budget = _state(self.config).falsify
         if budget:
             found = session.falsify(self.hyp, result["hypothesis"], max_examples=budget)

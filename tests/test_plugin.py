@@ -356,3 +356,18 @@ def test_without_the_falsify_option_nothing_is_mutated(pytester: pytest.Pytester
     assert "counterexample found by mutation" not in result.stdout.str()
     entries = json.loads((reports / "results.json").read_text())["hypotheses"]
     assert all("falsification" not in h for h in entries)
+
+
+def test_ft_decision_point_judges_point_estimates_and_the_reports_say_so(pytester: pytest.Pytester, env: Env) -> None:
+    from featuretests.report.schema import load_results
+
+    pytester.makepyfile(test_hyps=HYPOTHESES)
+    reports = pytester.path / "reports"
+    result = pytester.runpytest(*env.args, "--ft-decision=point", f"--ft-report-dir={reports}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*decided on the point estimate*", "*FAILED: L0N3: precision = * (point estimate)*"])
+    rules = {h["name"]: h["decision"]["rule"] for h in load_results(reports / "results.json")["hypotheses"]}
+    assert rules == {"paren_loose": "point", "paren_perfect": "point"}
+    assert "(point estimate)" in (reports / "summary.md").read_text()
+    bad = pytester.runpytest(*env.args, "--ft-decision=median")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
