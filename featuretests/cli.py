@@ -84,6 +84,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["tokens"] = args.tokens
     if args.vocab:
         overrides["d_vocab"] = args.vocab
+    if args.warmup_steps is not None:
+        overrides["warmup_steps"] = args.warmup_steps
     tokenizers: dict[int, Path] = {}
     if args.seed is not None:
         overrides |= seed_overrides(args.seed)
@@ -153,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--vocab", type=int, default=0, help="override the vocabulary size (default: per model, zoo.TOY_VOCAB)"
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="override the learning-rate warmup (default 200 steps, 1.5%% of the shipped runs; a reduced --tokens "
+        "budget needs fewer: 200 of the 245 steps of 1M tokens would leave 45 steps after the warmup)",
     )
     p.set_defaults(func=_cmd_train)
 
