@@ -129,6 +129,30 @@ def _checks(session: Any, h: Hypothesis, neuron: NeuronId, verdict: UnitVerdict)
     return checks
 
 
+def _heldout(session: Any, h: Hypothesis, neuron: NeuronId) -> dict[str, Any] | None:
+    """The same unit judged on the training mix's held-out documents of h's corpus (text the model never trained
+    on), when the corpus is training text; it is shown beside the verdict and does not decide it."""
+    from featuretests.corpora.mix import heldout_name
+
+    name = heldout_name(session.corpus(h.corpora[0]).name)
+    if name is None:
+        return None
+    corpus = session.corpus(name)
+    if not corpus.available():
+        return {"corpus": name, "skipped": corpus.missing_reason()}
+    try:
+        verdict = session.judge(h, corpus, neuron)
+    except FeatureTestsError as exc:  # e.g. the label is true on no held-out token
+        return {"corpus": name, "skipped": str(exc)}
+    return {
+        "corpus": name,
+        "passed": verdict.passed,
+        "metrics": verdict.metrics,
+        "failures": verdict.failures,
+        "tokens": int(verdict.report_mask.sum()) if verdict.report_mask is not None else None,
+    }
+
+
 def _expression_text(h: Hypothesis) -> str:
     try:
         return inspect.getsource(h.expr).strip()
@@ -196,6 +220,7 @@ def evaluate_hypothesis(session: Any, h: Hypothesis, *, test_id: str) -> dict[st
         "search": choice.selection.rows if choice else [],
         "selection": choice.selection.describe() if choice else None,
         "checks": checks,
+        "heldout": _heldout(session, h, neurons[0]),
         "counterexamples": _counterexamples(table, a, y, first) if label_kind(y) == "bool" else {},
         "label_positives": int(y[judged].sum()) if label_kind(y) == "bool" else None,
         "tokens": int(judged.sum()),

@@ -11,6 +11,10 @@ English has the largest share (0.40) because it is the domain the models learn s
 baseline: in 3M-token trials (lr 1e-2) raising English from 0.26 to 0.45 moved its held-out margin from -0.28 to
 -0.08 nats and left Python's unchanged; German and Dutch, whose bar is lower, gave up a little (0.12 -> 0.10 and
 0.11 -> 0.09). Models trained before this mix record their own weights in their cards.
+
+The held-out documents of each domain are a corpus of their own, ``heldout-<domain>`` (`HeldOutCorpus`): text the
+toy models never trained on, for judging a hypothesis apart from its training text (`HELDOUT_OF` names the
+counterpart of the corpora that are training text).
 """
 
 from __future__ import annotations
@@ -29,7 +33,17 @@ from featuretests.corpora.files import (
     read_text,
 )
 
-__all__ = ["DOC_CHARS", "HELDOUT_PERCENT", "MIX", "Domain", "domain_documents", "is_heldout"]
+__all__ = [
+    "DOC_CHARS",
+    "HELDOUT_OF",
+    "HELDOUT_PERCENT",
+    "MIX",
+    "Domain",
+    "domain_documents",
+    "heldout_name",
+    "is_heldout",
+    "mix_domain",
+]
 
 DOC_CHARS = 4000
 HELDOUT_PERCENT = 3
@@ -91,3 +105,33 @@ def domain_documents(domain: Domain, *, root: Path | None = None) -> Iterator[tu
         for i, piece in enumerate(chunk_text(text, max_chars=DOC_CHARS)):
             if piece.strip():
                 yield Document(f"{domain.name}/{rel.as_posix()}#{i}", piece, domain.lang, domain.name), path
+
+
+# Corpora whose text is (a subset of) a training domain -> that domain: their held-out counterpart is
+# ``heldout-<domain>``.
+HELDOUT_OF = {
+    "python-stdlib": "python",
+    "books-en": "en",
+    "books-de": "de",
+    "books-nl": "nl",
+    "books-af": "af",
+    "speeches-en": "en",
+    "python-docs": "rst",
+    "latex": "latex",
+    "javascript": "javascript",
+    "base64": "base64",
+}
+
+
+def heldout_name(corpus: str) -> str | None:
+    """``heldout-<domain>`` for a corpus that is training text of the toy models, None for any other."""
+    domain = HELDOUT_OF.get(corpus)
+    return None if domain is None else f"heldout-{domain}"
+
+
+def mix_domain(name: str) -> Domain:
+    """The mix's domain called `name`."""
+    for d in MIX:
+        if d.name == name:
+            return d
+    raise KeyError(name)

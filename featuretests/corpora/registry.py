@@ -268,7 +268,8 @@ def _unknown(name: str) -> CorpusError:
 
 
 def corpus(name: str, *, data_root: str | Path | None = None) -> Corpus:
-    """The corpus called `name` (a manifest in ``corpora/``, or ``hf:<dataset>[:<config>]``); reads only the manifest.
+    """The corpus called `name` (a manifest in ``corpora/``, ``heldout-<domain>`` for the training mix's held-out
+    documents, or ``hf:<dataset>[:<config>]``); reads only the manifest.
 
     `data_root` overrides where the shared corpora are (default: $FEATURETESTS_DATA, then ../shared/corpora).
     Raises CorpusError for an unknown name (suggesting the nearest) or a malformed manifest; a corpus whose files
@@ -280,6 +281,10 @@ def corpus(name: str, *, data_root: str | Path | None = None) -> Corpus:
         from featuretests.corpora.hf import HFCorpus
 
         return HFCorpus(name)
+    if name.startswith("heldout-"):  # the training mix's held-out documents of a domain
+        from featuretests.corpora.heldout import heldout_corpus
+
+        return heldout_corpus(name, data_root)
     if not _NAME.fullmatch(name) or not (MANIFEST_DIR / f"{name}.toml").is_file():
         raise _unknown(name)
     manifest = load_manifest(MANIFEST_DIR / f"{name}.toml")

@@ -37,6 +37,16 @@ def evidence_lines(r: dict[str, Any]) -> list[str]:
             f"  permutation p ({null['metric']}, {null['n_permutations']} {null['scheme']} permutations): "
             f"{p_text(null['p'])}"
         )
+    held = r.get("heldout")
+    if held and held.get("skipped"):
+        lines.append(f"  on text the model never trained on ({held['corpus']}): not judged ({held['skipped']})")
+    elif held:
+        shown = ", ".join(f"{k} {_num(m.get('value'))}" for k, m in held["metrics"].items() if k in r["thresholds"])
+        verdict = "would pass" if held["passed"] else "would fail"
+        lines.append(
+            f"  on text the model never trained on ({held['corpus']}, {held.get('tokens')} tokens): {shown}; "
+            f"{verdict} there"
+        )
     sel = r.get("selection")
     if sel:
         split = r.get("split", {})
