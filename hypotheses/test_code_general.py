@@ -15,7 +15,7 @@ javascript = ft.corpus("javascript")
     python,
     also_on=javascript,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N402 auroc 0.72 [0.63, 0.78], on javascript 0.67 (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N387 auroc 0.57 [0.48, 0.63], on javascript auroc 0.83 (needs auroc 0.85)",
 )
 def string_in_any_language(t):
     """Some neuron fires inside string literals, in Python and in JavaScript alike."""
@@ -26,7 +26,7 @@ def string_in_any_language(t):
     python,
     also_on=javascript,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N484 auroc 0.71 [0.64, 0.81], on javascript 0.76 (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N311 auroc 0.63 [0.62, 0.66], on javascript auroc 0.64 (needs auroc 0.85)",
 )
 def comment_in_any_language(t):
     """Some neuron fires inside comments (# in Python, // and /* */ in JavaScript)."""
@@ -36,7 +36,7 @@ def comment_in_any_language(t):
 @ft.hypothesis(
     javascript,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N208 auroc 0.78 [0.72, 0.82] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N224 auroc 0.73 [0.70, 0.75] (needs auroc 0.85)",
 )
 def javascript_keywords(t):
     """Some neuron fires on JavaScript keywords (function, return, var, ...), as `keywords` asks of Python."""

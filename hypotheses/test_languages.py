@@ -19,8 +19,8 @@ udhr = ft.corpus("udhr")
     precision=0.7,
     recall=0.5,
     controls=[(ud_nl, lambda t: t.text == " die"), (ud_af, lambda t: t.text == " die")],
-    xfail="toy-gelu-1l quick: best L0N288 precision 0.09 [0.00, 0.12], recall 0.38 [0.35, 0.42]"
-    " (needs precision 0.7, recall 0.5)",
+    xfail="toy-gelu-1l quick: best L0N288 precision 0.00 [0.00, 0.00], recall 0.00 [0.00, 0.00] (needs "
+    "precision 0.7, recall 0.5); no unit beats chance on the selection third (family p 0.40)",
 )
 def die_is_german(t):
     """Some neuron fires on ' die' in German text and stays silent on ' die' in Dutch and Afrikaans text."""

@@ -14,15 +14,20 @@ b64 = ft.corpus("synthetic-base64")
     latex,
     precision=0.7,
     recall=0.5,
-    xfail="toy-gelu-1l quick: best L0N34 precision 0.11 [0.04, 0.19], recall 0.14 [0.11, 0.17]"
-    " (needs precision 0.7, recall 0.5)",
+    xfail="toy-gelu-1l quick: best L0N371 precision 0.46 [0.25, 0.69], recall 0.11 [0.05, 0.16] (needs "
+    "precision 0.7, recall 0.5); no unit beats chance on the selection third (family p 0.27)",
 )
 def left_right(t):
     """Some neuron fires on the commands \\left and \\right."""
     return (t.latex_command == "\\left") | (t.latex_command == "\\right")
 
 
-@ft.hypothesis(latex, auroc=0.85)
+@ft.hypothesis(
+    latex,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N112 auroc 0.84 [0.79, 0.86] (needs auroc 0.85); passed on the point "
+    "estimate before 2026-12-08",
+)
 def math_mode(t):
     """Some neuron fires inside math mode ($...$, equation, align, ...)."""
     return t.in_math
@@ -34,7 +39,12 @@ def base64_context(t):
     return t.in_base64
 
 
-@ft.hypothesis(latex, auroc=0.85)
+@ft.hypothesis(
+    latex,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N29 auroc 0.86 [0.81, 0.90] (needs auroc 0.85); passed on the point "
+    "estimate before 2026-12-08",
+)
 def section_title(t):
     """Some neuron fires inside the title of a sectioning command (\\chapter, \\section, \\subsection,
     \\subsubsection; their starred forms are other commands and not counted). LaTeX features beyond math are

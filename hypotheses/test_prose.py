@@ -13,7 +13,7 @@ ner = ft.corpus("ner-en")
 @ft.hypothesis(
     ewt,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N431 auroc 0.78 [0.76, 0.80] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N431 auroc 0.79 [0.77, 0.82] (needs auroc 0.85)",
 )
 def proper_nouns(t):
     """Some neuron fires on proper nouns (gold UPOS PROPN)."""
@@ -29,7 +29,7 @@ def determiners(t):
 @ft.hypothesis(
     ewt,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N160 auroc 0.82 [0.80, 0.84] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N160 auroc 0.81 [0.79, 0.83] (needs auroc 0.85)",
 )
 def sentence_start(t):
     """Some neuron fires on the first token of a sentence."""
@@ -39,7 +39,7 @@ def sentence_start(t):
 @ft.hypothesis(
     ner,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N431 auroc 0.76 [0.71, 0.80] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N431 auroc 0.77 [0.73, 0.82] (needs auroc 0.85)",
 )
 def person_entities(t):
     """Some neuron fires on tokens inside a person's name (gold Universal NER PER spans)."""
@@ -49,7 +49,7 @@ def person_entities(t):
 @ft.hypothesis(
     ner,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N431 auroc 0.75 [0.72, 0.78] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N234 auroc 0.73 [0.70, 0.76] (needs auroc 0.85)",
 )
 def location_entities(t):
     """Some neuron fires on tokens inside a place name (gold Universal NER LOC spans)."""

@@ -19,8 +19,8 @@ python = ft.corpus("python-stdlib")
     precision=0.7,
     recall=0.5,
     auroc=0.95,
-    xfail="toy-gelu-1l quick: L0N82 precision 0.19 [0.11, 0.35], recall 0.47 [0.29, 0.68], auroc 0.69 [0.52, 0.83]"
-    " (needs precision 0.7, recall 0.5, auroc 0.95)",
+    xfail="toy-gelu-1l quick: L0N82 precision 0.73 [0.33, 1.00], recall 0.04 [0.00, 0.13], auroc 0.65 [0.55, "
+    "0.77] (needs precision 0.7, recall 0.5, auroc 0.95)",
 )
 def self_token(t):
     """L0N82 fires on the token ' self' (a single-token detector, the simplest kind of neuron)."""
@@ -32,21 +32,31 @@ def self_token(t):
     neuron="L0N114",
     precision=0.7,
     recall=0.5,
-    xfail="toy-gelu-1l quick: L0N114 precision 0.21 [0.15, 0.29], recall 0.28 [0.22, 0.34]"
-    " (needs precision 0.7, recall 0.5)",
+    xfail="toy-gelu-1l quick: L0N114 precision 0.00 [0.00, 0.00], recall 0.00 [0.00, 0.00] (needs precision "
+    "0.7, recall 0.5)",
 )
 def open_paren(t):
     """L0N114 fires on an opening parenthesis token '('."""
     return t.text == "("
 
 
-@ft.hypothesis(python, auroc=0.85)
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N207 auroc 0.88 [0.80, 0.96] (needs auroc 0.85); passed on the point "
+    "estimate before 2026-12-08",
+)
 def numbers(t):
     """Some neuron fires on number tokens in code (a search over all neurons)."""
     return t.is_number
 
 
-@ft.hypothesis(python, auroc=0.85)
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N125 auroc 0.84 [0.82, 0.86] (needs auroc 0.85); passed on the point "
+    "estimate before 2026-12-08",
+)
 def keywords(t):
     """Some neuron fires on Python keywords (if, for, return, ...), identified with the tokenize module."""
     return t.is_keyword
@@ -55,7 +65,7 @@ def keywords(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N441 auroc 0.83 [0.79, 0.87] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N441 auroc 0.82 [0.78, 0.86] (needs auroc 0.85)",
 )
 def indent_level_3(t):
     """Some neuron fires on the first token of a line indented three levels (the indentation-tracking question)."""
@@ -65,7 +75,7 @@ def indent_level_3(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N484 auroc 0.71 [0.64, 0.81] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N311 auroc 0.63 [0.62, 0.66] (needs auroc 0.85)",
 )
 def inside_comment(t):
     """Some neuron fires inside '#' comments."""
@@ -75,14 +85,19 @@ def inside_comment(t):
 @ft.hypothesis(
     python,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N402 auroc 0.72 [0.63, 0.78] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N387 auroc 0.57 [0.48, 0.63] (needs auroc 0.85)",
 )
 def inside_string(t):
     """Some neuron fires inside string literals."""
     return t.in_string
 
 
-@ft.hypothesis(python, auroc=0.85)
+@ft.hypothesis(
+    python,
+    auroc=0.85,
+    xfail="toy-gelu-1l quick: best L0N267 auroc 0.84 [0.79, 0.88] (needs auroc 0.85); passed on the point "
+    "estimate before 2026-12-08",
+)
 def nested_brackets(t):
     """Some neuron fires at bracket nesting depth two or more (the bracket-depth question)."""
     return t.bracket_nesting >= 2
@@ -91,7 +106,7 @@ def nested_brackets(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N401 spearman 0.38 [0.27, 0.50] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N401 spearman 0.32 [0.14, 0.47] (needs spearman 0.5)",
 )
 def indent_level_tracked(t):
     """Some neuron's activation rises with the indent level (a numeric feature: Spearman >= 0.5 over all tokens).
@@ -104,7 +119,7 @@ def indent_level_tracked(t):
 @ft.hypothesis(
     python,
     spearman=0.5,
-    xfail="toy-gelu-1l quick: best L0N267 spearman 0.39 [0.33, 0.50] (needs spearman 0.5)",
+    xfail="toy-gelu-1l quick: best L0N267 spearman 0.35 [0.21, 0.49] (needs spearman 0.5)",
 )
 def bracket_depth_tracked(t):
     """Some neuron's activation rises with the total bracket nesting depth (Spearman >= 0.5)."""
@@ -116,8 +131,8 @@ def bracket_depth_tracked(t):
     precision=0.7,
     recall=0.5,
     controls=[(python, lambda t: (t.text == ",") & (t.prev_1 != "self"))],
-    xfail="toy-gelu-1l quick: best L0N423 precision 0.04 [0.01, 0.08], recall 0.44 [0.19, 0.72]"
-    " (needs precision 0.7, recall 0.5)",
+    xfail="toy-gelu-1l quick: best L0N134 precision 0.03 [0.01, 0.06], recall 0.18 [0.08, 0.32] (needs "
+    "precision 0.7, recall 0.5); no unit beats chance on the selection third (family p 0.10)",
 )
 def self_comma_trigram(t):
     """Some neuron fires on ',' completing the trigram '(self,' and not on other commas (a trigram neuron).

@@ -15,7 +15,7 @@ ewt = ft.corpus("ud-en-ewt")
 @ft.hypothesis(
     books,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N379 auroc 0.77 [0.77, 0.78] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N379 auroc 0.77 [0.76, 0.78] (needs auroc 0.85)",
 )
 def word_continuation(t):
     """Some neuron fires on the second or later token of a word split over several tokens."""
@@ -35,7 +35,7 @@ def duplicate_token(t):
 @ft.hypothesis(
     books,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N414 auroc 0.78 [0.75, 0.80] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N414 auroc 0.76 [0.72, 0.79] (needs auroc 0.85)",
 )
 def early_position(t):
     """Some neuron fires in the first eight positions of the context window (a positional neuron)."""
@@ -45,7 +45,7 @@ def early_position(t):
 @ft.hypothesis(
     ewt,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N431 auroc 0.77 [0.75, 0.79] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N431 auroc 0.79 [0.78, 0.81] (needs auroc 0.85)",
 )
 def split_proper_noun(t):
     """Some neuron fires on the second or later token of a proper noun split over several tokens (" Cl" + "aire"):
@@ -57,7 +57,7 @@ def split_proper_noun(t):
 @ft.hypothesis(
     books,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N444 auroc 0.69 [0.67, 0.70] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N444 auroc 0.69 [0.68, 0.71] (needs auroc 0.85)",
 )
 def repeat_without_context(t):
     """Some neuron fires where the token already appeared in the window but never after the same previous token:
@@ -84,13 +84,13 @@ def _duplicate_of(token: str):
 
 
 # the measured failures: on toy-gelu-1l the best unit for each is a detector of the token that also fires on its
-# first copy in the window
+# first copy in the window (firing: at half the unit's maximum, judged on the source files it was not chosen on)
 _NAMES = {
-    " the": ("the", "toy-gelu-1l quick: best L0N221 f1 0.73 [0.69, 0.78], but fires on 89% of first copies (max 10%)"),
-    ",": ("comma", "toy-gelu-1l quick: best L0N332 f1 0.89 [0.87, 0.91], but fires on 100% of first copies (max 10%)"),
-    ".": ("period", "toy-gelu-1l quick: best L0N495 f1 0.54 [0.48, 0.61], but fires on 82% of first copies (max 10%)"),
-    " and": ("and", "toy-gelu-1l quick: best L0N498 f1 0.32 [0.26, 0.37] (needs 0.5), fires on 69% of first copies"),
-    " of": ("of", "toy-gelu-1l quick: best L0N3 f1 0.49 [0.46, 0.53] (needs 0.5), fires on 84% of first copies"),
+    " the": ("the", "toy-gelu-1l quick: best L0N221 f1 0.65 [0.59, 0.70], but fires on 62% of first copies (max 10%)"),
+    ",": ("comma", "toy-gelu-1l quick: best L0N332 f1 0.67 [0.62, 0.72], but fires on 72% of first copies (max 10%)"),
+    ".": ("period", "toy-gelu-1l quick: best L0N455 f1 0.71 [0.67, 0.78], but fires on 84% of first copies (max 10%)"),
+    " and": ("and", "toy-gelu-1l quick: best L0N249 f1 0.34 [0.26, 0.42] (needs 0.5), fires on 58% of first copies"),
+    " of": ("of", "toy-gelu-1l quick: best L0N194 f1 0.21 [0.12, 0.29] (needs 0.5), fires on 20% of first copies"),
 }
 duplicate_the, duplicate_comma, duplicate_period, duplicate_and, duplicate_of = map(_duplicate_of, _NAMES)
 
@@ -98,7 +98,7 @@ duplicate_the, duplicate_comma, duplicate_period, duplicate_and, duplicate_of = 
 @ft.hypothesis(
     books,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N261 auroc 0.71 [0.66, 0.75] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N379 auroc 0.67 [0.64, 0.73] (needs auroc 0.85)",
 )
 def retokenised_piece(t):
     """Some neuron fires on the second or later piece of a word split over several tokens although the word is one
@@ -110,7 +110,7 @@ def retokenised_piece(t):
 @ft.hypothesis(
     ewt,
     auroc=0.85,
-    xfail="toy-gelu-1l quick: best L0N431 auroc 0.80 [0.72, 0.85] (needs auroc 0.85)",
+    xfail="toy-gelu-1l quick: best L0N59 auroc 0.71 [0.61, 0.83] (needs auroc 0.85)",
 )
 def split_known_name(t):
     """Some neuron fires on the later pieces of a proper noun (gold UPOS) that is split here but one token elsewhere:

@@ -42,10 +42,10 @@ def evidence_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"  on text the model never trained on ({held['corpus']}): not judged ({held['skipped']})")
     elif held:
         shown = ", ".join(f"{k} {_num(m.get('value'))}" for k, m in held["metrics"].items() if k in r["thresholds"])
-        verdict = "would pass" if held["passed"] else "would fail"
+        verdict = "its thresholds are met there" if held["passed"] else "its thresholds are not met there"
         lines.append(
             f"  on text the model never trained on ({held['corpus']}, {held.get('tokens')} tokens): {shown}; "
-            f"{verdict} there"
+            f"{verdict}"
         )
     sel = r.get("selection")
     if sel:
