@@ -96,7 +96,9 @@ def metric_entry(scores: Any, low: Any = None, high: Any = None, n_undefined: in
     return entry
 
 
-def _rule_text(rule: Any) -> str:
+def _rule_text(rule: Any, in_sample: bool = False) -> str:
+    if in_sample:  # best_f1 without two groups holding the label: nothing to judge the fit apart from
+        return "best_f1 (fitted on the judged tokens: too few groups hold the label to fit apart)"
     return f"fixed {float(rule):g}" if isinstance(rule, int | float) else str(rule)
 
 
@@ -114,7 +116,7 @@ def _threshold(
     if rule != "best_f1":
         raise InvalidArgument(f"{h.where()}: threshold_rule must be 'half_max', 'best_f1', 'zero' or a number")
     fitted = _label_fitted(a, y, groups, rows, seed)
-    if fitted is None:  # too few groups to split: the label-fitted threshold cannot be judged apart from its fit
+    if fitted is None:  # too few groups to split: fitted and judged on the same tokens (the rule text says so)
         return float(M.best_f1_thresholds(a[rows], y[rows])[0]), rows
     return fitted[0], fitted[1]
 
@@ -219,7 +221,7 @@ def judge_boolean(
         failures,
         report,
         _resampled_groups(gr),
-        _rule_text(h.threshold_rule),
+        _rule_text(h.threshold_rule, in_sample=h.threshold_rule == "best_f1" and bool(np.array_equal(report, rows))),
         _best_case(a, y, groups, rows, seed) if h.threshold_rule != "best_f1" else None,
         _off_label(ar, yr),
         _null(h, ar, yr, gr, threshold, seed),

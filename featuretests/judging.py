@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from featuretests.errors import FeatureTestsError
-from featuretests.evaluate import FEW_DOCUMENTS, UnitVerdict, label_kind
+from featuretests.evaluate import UnitVerdict, label_kind
 from featuretests.models.neurons import NeuronId, parse_neuron
 from featuretests.render.marking import Marker, choose_marker, mark_token
 from featuretests.render.verdict import decision_text, evidence_lines, p_text
@@ -278,12 +278,6 @@ def format_failure(r: dict[str, Any]) -> str:
         need = r["thresholds"].get(name)
         mark = "" if need is None else ("  ✓" if _met(entry, need, rule) else "  ✗")
         lines.append(f"  {name:<18} {_fmt_metric(entry):<28} {'' if need is None else f'≥ {need:g}'}{mark}")
-    few = r.get("ci_documents")
-    if few is not None and few < FEW_DOCUMENTS:
-        lines.append(
-            f"  note: the intervals resample only {few} documents, so a resample can drop a whole source; read them "
-            "as rough (a corpus with more, smaller documents gives tighter ones)"
-        )
     lines += evidence_lines(r)
     for f in r["failures"]:
         lines.append(f"  FAILED: {f}")

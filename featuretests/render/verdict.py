@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from featuretests.evaluate import FEW_DOCUMENTS
+
 __all__ = ["decision_text", "evidence_lines", "p_text"]
 
 
@@ -21,6 +23,12 @@ def decision_text(r: dict[str, Any]) -> str:
 def evidence_lines(r: dict[str, Any]) -> list[str]:
     """Firing threshold and its best case, the strongest off-label firing, the null, and the selection."""
     lines = []
+    few = r.get("ci_documents")
+    if few is not None and few < FEW_DOCUMENTS:
+        lines.append(
+            f"  note: the intervals resample only {few} documents, so a resample can drop a whole source; read them "
+            "as rough (a corpus with more, smaller documents gives tighter ones)"
+        )
     best = r.get("best_case")
     if best:
         lines.append(
