@@ -1,4 +1,5 @@
-"""Corpus manifests: one TOML file per named corpus in the top-level ``corpora/`` folder, parsed and checked.
+"""Corpus manifests: one TOML file per named corpus in
+``featuretests/corpora/manifests/`` (shipped in the wheel), parsed and checked.
 
 A manifest names where a corpus's files are and how to read them; the corpus name is the file's stem. Keys:
 

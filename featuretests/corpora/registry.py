@@ -1,4 +1,5 @@
-"""The registry of named corpora: `corpus(name)` reads the manifest ``corpora/<name>.toml`` and nothing else.
+"""The registry of named corpora: `corpus(name)` reads the manifest ``featuretests/corpora/manifests/<name>.toml``
+and nothing else.
 
 A `Corpus` reads its files only when asked (`files`, `size_bytes`, `documents`, `content_hash`). Where its files
 are absent it stays constructible: `available()` is False, `missing_reason()` names the corpus, the missing path
@@ -30,7 +31,7 @@ from featuretests.errors import CorpusError
 
 __all__ = ["MANIFEST_DIR", "READER_VERSION", "Corpus", "FileCorpus", "SyntheticCorpus", "corpus", "list_corpora"]
 
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "corpora"
+MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"  # shipped in the wheel (package data)
 READER_VERSION = 2  # bump when a reader's output changes for the same files, so content hashes change with it
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
@@ -253,7 +254,7 @@ class SyntheticCorpus(Corpus):
 
 
 def list_corpora() -> list[str]:
-    """The names of the registered corpora (the manifests in ``corpora/``), sorted."""
+    """The names of the registered corpora (the manifests in `MANIFEST_DIR`), sorted."""
     return sorted(p.stem for p in MANIFEST_DIR.glob("*.toml"))
 
 
@@ -268,7 +269,7 @@ def _unknown(name: str) -> CorpusError:
 
 
 def corpus(name: str, *, data_root: str | Path | None = None) -> Corpus:
-    """The corpus called `name` (a manifest in ``corpora/``, ``heldout-<domain>`` for the training mix's held-out
+    """The corpus called `name` (a manifest in `MANIFEST_DIR`, ``heldout-<domain>`` for the training mix's held-out
     documents, or ``hf:<dataset>[:<config>]``); reads only the manifest.
 
     `data_root` overrides where the shared corpora are (default: $FEATURETESTS_DATA, then ../shared/corpora).
