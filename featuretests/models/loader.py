@@ -1,15 +1,18 @@
-"""Loading models: the project's toy models by name, a model directory, or a TransformerLens / HF hub name.
+"""Loading models, in four forms (docs/models.md): a toy model by name, a featuretests model directory, a Hugging
+Face checkpoint directory, or a hub name (with the network).
 
-This module and `featuretests.training` are the only places that touch TransformerLens's API.
+This module, `hf.py` and `featuretests.training` are the places that touch TransformerLens's loading API.
 
-A *model directory* holds ``config.json`` (TransformerBridgeConfig fields), ``model.safetensors`` (the state dict
-in TransformerLens 4.3 key names, any float dtype; loaded as float32) and ``tokenizer/`` (a ``save_pretrained``
-folder). Every load returns a `LoadedModel`: the TransformerBridge, its tokenizer, its config and a content hash.
+A *featuretests model directory* holds ``config.json`` (TransformerBridgeConfig fields), ``model.safetensors`` (the
+state dict in TransformerLens 4.3 key names, any float dtype; loaded as float32) and ``tokenizer/`` (a
+``save_pretrained`` folder). A *Hugging Face checkpoint directory* is a ``save_pretrained`` folder (config.json with
+a ``model_type``, weights, tokenizer files), told apart by its config's content, not its name. Every load returns a
+`LoadedModel`: the TransformerBridge, its tokenizer, its config fields (read from the bridge's config, whatever the
+source) and a hash of its content that every cache key is built on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from featuretests.errors import InvalidArgument, ModelLoadError
 
 __all__ = [
     "HUB_MODELS",
+    "MODEL_FORMS",
     "LoadedModel",
     "build_model",
     "load_model",
@@ -33,6 +37,20 @@ HUB_MODELS = ("gelu-1l", "gelu-2l", "solu-1l", "solu-2l", "gpt2", "gpt2-small")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
+MODEL_FORMS = (
+    "a model is one of: (1) a toy model by name ({toys}); (2) a featuretests model directory (config.json with "
+    "TransformerBridgeConfig fields, model.safetensors, tokenizer/); (3) a Hugging Face checkpoint directory "
+    "(save_pretrained output: config.json with model_type, model.safetensors or pytorch_model.bin, tokenizer files); "
+    "(4) a Hugging Face hub name such as gpt2 or EleutherAI/pythia-70m, optionally NAME@REVISION, which needs the "
+    "network (see docs/models.md)"
+)
+
+
+def model_forms() -> str:
+    """The four forms a model argument can take, in words, for error messages."""
+    from featuretests.models.zoo import TOY_MODELS
+
+    return MODEL_FORMS.format(toys=", ".join(TOY_MODELS))
 
 
 @dataclass
@@ -45,6 +63,7 @@ class LoadedModel:
     config: dict[str, Any]
     weights_sha256: str
     device: str
+    source: str = "directory"  # "toy", "directory", "hf-checkpoint" or "hub"
 
     @property
     def n_layers(self) -> int:
@@ -57,6 +76,13 @@ class LoadedModel:
     @property
     def act_fn(self) -> str:
         return str(self.config.get("act_fn", "gelu"))
+
+    @property
+    def mlp_style(self) -> str:
+        """'plain', 'solu' or 'gated': which unit kinds this model has (`featuretests.models.hooks.kinds_for`)."""
+        from featuretests.models.hooks import mlp_style
+
+        return mlp_style(self.config)
 
 
 def resolve_device(device: str | None) -> str:
@@ -93,32 +119,39 @@ def _cpu_allocator(device: str) -> None:
         keep_freed_memory()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_model_dir(path: str | os.PathLike[str], *, device: str | None = None, name: str | None = None) -> LoadedModel:
-    """Load a model directory (config.json, model.safetensors, tokenizer/). Errors name the file at fault."""
+    """Load a model directory: a Hugging Face checkpoint (config.json with ``model_type``) or a featuretests one
+    (config.json, model.safetensors, tokenizer/). Errors name the file at fault and the forms a model can take."""
+    from featuretests.models import hf
+
+    root = Path(path)
+    if not (root / CONFIG_FILE).exists():
+        raise ModelLoadError(f"model directory {root} is missing {CONFIG_FILE}; {model_forms()}")
+    if hf.is_hf_checkpoint(root):
+        dev = resolve_device(device)
+        _cpu_allocator(dev)
+        bridge, tokenizer, digest = hf.load_hf_checkpoint(root, device=dev)
+        bridge.eval()
+        return LoadedModel(name or root.name, bridge, tokenizer, hf.bridge_config(bridge), digest, dev, "hf-checkpoint")
+    return _load_featuretests_dir(root, device=device, name=name)
+
+
+def _load_featuretests_dir(root: Path, *, device: str | None, name: str | None) -> LoadedModel:
+    """A featuretests model directory: config.json (TransformerBridgeConfig fields), model.safetensors, tokenizer/."""
     import torch
     from safetensors.torch import load_file
 
+    from featuretests.models import hf
     from featuretests.training.tokenizer import load_tokenizer
 
-    root = Path(path)
-    for needed in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR):
+    for needed in (WEIGHTS_FILE, TOKENIZER_DIR):
         if not (root / needed).exists():
             raise ModelLoadError(
-                f"model directory {root} is missing {needed}; a model directory needs {CONFIG_FILE}, "
-                f"{WEIGHTS_FILE} and {TOKENIZER_DIR}/ (see docs/models.md)"
+                f"model directory {root} is missing {needed}: its config.json has no model_type, so it is read as a "
+                f"featuretests model directory, which needs {CONFIG_FILE}, {WEIGHTS_FILE} and {TOKENIZER_DIR}/; "
+                f"{model_forms()}"
             )
-    try:
-        config = json.loads((root / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{root / CONFIG_FILE}: not valid JSON ({exc})") from None
+    config = hf.read_config(root)
     dev = resolve_device(device)
     tokenizer = load_tokenizer(root / TOKENIZER_DIR)
     bridge = build_model(config, tokenizer, device=dev)
@@ -126,7 +159,8 @@ def load_model_dir(path: str | os.PathLike[str], *, device: str | None = None, n
     _check_state_dict(bridge, state, root / WEIGHTS_FILE)
     bridge.load_state_dict(state, strict=True)
     bridge.eval()
-    return LoadedModel(name or root.name, bridge, tokenizer, config, _sha256_file(root / WEIGHTS_FILE), dev)
+    digest = hf.sha256_file(root / WEIGHTS_FILE)
+    return LoadedModel(name or root.name, bridge, tokenizer, hf.bridge_config(bridge, config), digest, dev)
 
 
 def _check_state_dict(bridge: Any, state: dict[str, Any], path: Path) -> None:
@@ -176,48 +210,58 @@ def save_model_dir(bridge: Any, tokenizer: Any, config: dict[str, Any], path: Pa
     return path
 
 
-def load_model(name_or_path: str | os.PathLike[str], *, device: str | None = None) -> LoadedModel:
-    """Load a toy model by name (``toy-gelu-1l``), a model directory, or a hub name (needs the network)."""
+def load_model(
+    name_or_path: str | os.PathLike[str], *, device: str | None = None, revision: str | None = None
+) -> LoadedModel:
+    """Load a model in one of the four forms of `MODEL_FORMS`, told apart by content, not by name.
+
+    A toy name wins; then an existing directory (a Hugging Face checkpoint when its config.json has a
+    ``model_type``, else a featuretests model directory); anything else is a hub name, ``NAME@REVISION`` or
+    `revision=` pinning a commit, branch or tag (needs the network)."""
     from featuretests.models.zoo import TOY_MODELS, toy_model_dir
 
     text = str(name_or_path)
     if text in TOY_MODELS:
-        return load_model_dir(toy_model_dir(text), device=device, name=text)
+        loaded = load_model_dir(toy_model_dir(text), device=device, name=text)
+        loaded.source = "toy"
+        return loaded
     if Path(text).is_dir():
         return load_model_dir(text, device=device)
-    if "/" in text or text.startswith("."):
-        raise ModelLoadError(f"{text}: no such model directory")
-    return _load_hub_model(text, device=device)
+    if Path(text).exists():
+        raise ModelLoadError(f"{text} is a file, not a model directory; {model_forms()}")
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep + os.sep in text:
+        raise ModelLoadError(f"{text}: no such model directory; {model_forms()}")
+    name, _, at = text.partition("@")
+    if at and revision and at != revision:
+        raise InvalidArgument(f"{text!r} names revision {at!r} but revision={revision!r} was also given; pass one")
+    return _load_hub_model(name, device=device, revision=revision or at or None)
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in (
-        "",
-        "0",
-    )
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def _load_hub_model(name: str, *, device: str | None) -> LoadedModel:
-    from featuretests.models.zoo import TOY_MODELS
+def _load_hub_model(name: str, *, device: str | None, revision: str | None = None) -> LoadedModel:
+    """A hub model through TransformerBridge.boot_transformers; its hash is of the state dict as loaded."""
+    from featuretests.models import hf
 
-    alternatives = f"offline alternatives: the toy models {', '.join(TOY_MODELS)}, or a model directory"
+    shown = f"{name}@{revision}" if revision else name
     if _offline():
         raise ModelLoadError(
-            f"model {name!r} must be downloaded from the Hugging Face hub, but HF_HUB_OFFLINE is set; "
-            f"unset it on a machine with the network, or use {alternatives}"
+            f"model {shown!r} is not a toy name or an existing directory, so it must come from the Hugging Face hub, "
+            f"but HF_HUB_OFFLINE is set; unset it on a machine with the network, or use an offline form: "
+            f"{model_forms()}"
         )
     from transformer_lens.model_bridge import TransformerBridge
 
     dev = resolve_device(device)
     _cpu_allocator(dev)
     try:
-        bridge = TransformerBridge.boot_transformers(name, device=dev)
+        bridge = TransformerBridge.boot_transformers(name, device=dev, revision=revision)
     except Exception as exc:  # the hub raises OSError, ValueError, HTTP errors... all mean the same here
         raise ModelLoadError(
-            f"could not load {name!r} from the hub ({type(exc).__name__}: {exc}); {alternatives}"
+            f"could not load {shown!r} from the hub ({type(exc).__name__}: {exc}); {model_forms()}"
         ) from None
     bridge.eval()
-    cfg = bridge.cfg
-    config = {k: getattr(cfg, k) for k in ("n_layers", "d_model", "d_mlp", "d_vocab", "n_ctx", "act_fn", "n_heads")}
-    digest = hashlib.sha256(f"hub:{name}".encode()).hexdigest()
-    return LoadedModel(name, bridge, bridge.tokenizer, config, digest, dev)
+    config, digest = hf.bridge_config(bridge), hf.state_dict_sha256(bridge)
+    return LoadedModel(shown, bridge, bridge.tokenizer, config, digest, dev, "hub")
