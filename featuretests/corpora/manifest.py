@@ -21,6 +21,11 @@ encodings = ["utf-8", "cp1252"]  # optional, overrides the top-level list
 [options]                  # reader options (each reader lists the ones it accepts)
 max_chars = 4000
 ```
+
+A manifest of your own (a path given to `featuretests.corpus`, or one in a folder of ``$FEATURETESTS_CORPORA``) is
+read with ``base`` set to its own folder: its relative ``paths`` resolve against that folder, and may also be
+absolute or climb out of it with ``..``. The shipped manifests have no base: their paths resolve against the data
+root and stay inside it.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A parsed, checked corpus manifest. `path` is the TOML file it came from (None for built-in names)."""
+    """A parsed, checked corpus manifest. `path` is the TOML file it came from (None for built-in names); `base`
+    the folder its relative source paths resolve against (None: the data root)."""
 
     name: str
     description: str
@@ -76,6 +82,7 @@ class Manifest:
     sources: tuple[SourceSpec, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    base: Path | None = None  # the folder relative source paths resolve against; None: the data root
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -117,27 +124,34 @@ def _check_encodings(encodings: tuple[str, ...], where: str) -> None:
             raise CorpusError(f"{where}: unknown encoding {encoding!r}") from None
 
 
-def _source(data: Any, where: str, langs: tuple[str, ...], encodings: tuple[str, ...]) -> SourceSpec:
+def _source(
+    data: Any, where: str, langs: tuple[str, ...], encodings: tuple[str, ...], *, own: bool = False
+) -> SourceSpec:
     if not isinstance(data, dict):
         raise CorpusError(f"{where}: each [[sources]] entry must be a table")
     unknown = set(data) - _SOURCE_KEYS
     if unknown:
         raise CorpusError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_SOURCE_KEYS)}")
     paths = _str_list(data, "paths", where)
-    if any(Path(p).is_absolute() or ".." in Path(p).parts for p in paths):
+    if not own and any(Path(p).is_absolute() or ".." in Path(p).parts for p in paths):
         raise CorpusError(f"{where}: paths must be relative to the data root and stay inside it, got {list(paths)}")
     if "lang" not in data and len(langs) != 1:
         raise CorpusError(f"{where}: 'lang' is required when the corpus has several languages {list(langs)}")
     lang = _str(data, "lang", where, langs[0])
     if lang not in langs:
         raise CorpusError(f"{where}: lang {lang!r} is not among the corpus's langs {list(langs)}")
-    own = _str_list(data, "encodings", where, list(encodings))
-    _check_encodings(own, where)
-    return SourceSpec(paths, _str(data, "split", where, "all"), lang, own)
+    own_encodings = _str_list(data, "encodings", where, list(encodings))
+    _check_encodings(own_encodings, where)
+    return SourceSpec(paths, _str(data, "split", where, "all"), lang, own_encodings)
 
 
-def parse_manifest(data: Mapping[str, Any], *, name: str, where: str, path: Path | None = None) -> Manifest:
-    """Check manifest `data` (a parsed TOML table) for corpus `name`; `where` names it in error messages."""
+def parse_manifest(
+    data: Mapping[str, Any], *, name: str, where: str, path: Path | None = None, base: Path | None = None
+) -> Manifest:
+    """Check manifest `data` (a parsed TOML table) for corpus `name`; `where` names it in error messages.
+
+    `base` is the folder its relative source paths resolve against (a manifest of your own); None: the data root.
+    """
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise CorpusError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
@@ -152,7 +166,10 @@ def parse_manifest(data: Mapping[str, Any], *, name: str, where: str, path: Path
     raw_sources = data.get("sources", [])
     if not isinstance(raw_sources, list):
         raise CorpusError(f"{where}: 'sources' must be an array of tables ([[sources]])")
-    sources = tuple(_source(s, f"{where} [[sources]] #{i + 1}", langs, encodings) for i, s in enumerate(raw_sources))
+    own = base is not None
+    sources = tuple(
+        _source(s, f"{where} [[sources]] #{i + 1}", langs, encodings, own=own) for i, s in enumerate(raw_sources)
+    )
     fmt = _str(data, "format", where)
     if fmt == "synthetic" and (sources or builtin):
         raise CorpusError(f"{where}: a synthetic corpus has no sources")
@@ -176,11 +193,16 @@ def parse_manifest(data: Mapping[str, Any], *, name: str, where: str, path: Path
         sources=sources,
         options=dict(options),
         path=path,
+        base=base,
     )
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read and check the manifest file at `path`; CorpusError naming the file on any problem."""
+def load_manifest(path: Path, *, base: Path | None = None) -> Manifest:
+    """Read and check the manifest file at `path`; CorpusError naming the file on any problem.
+
+    `base`: the folder its relative source paths resolve against (a manifest of your own: its folder); None: the
+    data root.
+    """
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -190,4 +212,4 @@ def load_manifest(path: Path) -> Manifest:
         raise CorpusError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise CorpusError(f"{path}: not valid TOML ({exc})") from None
-    return parse_manifest(data, name=path.stem, where=str(path), path=path)
+    return parse_manifest(data, name=path.stem, where=str(path), path=path, base=base)

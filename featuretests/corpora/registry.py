@@ -1,5 +1,6 @@
-"""The registry of named corpora: `corpus(name)` reads the manifest ``featuretests/corpora/manifests/<name>.toml``
-and nothing else.
+"""The registry of named corpora: `corpus(name)` reads the manifest ``<name>.toml`` (shipped in
+``featuretests/corpora/manifests/``, or in a folder named by $FEATURETESTS_CORPORA) and nothing else;
+`corpus("path/to/x.toml")` reads a manifest of your own, whose relative paths resolve against its folder.
 
 A `Corpus` reads its files only when asked (`files`, `size_bytes`, `documents`, `content_hash`). Where its files
 are absent it stays constructible: `available()` is False, `missing_reason()` names the corpus, the missing path
@@ -11,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +31,20 @@ from featuretests.corpora.readers import READERS, Source, check_options
 from featuretests.corpora.sampling import profile_tokens, shuffled
 from featuretests.errors import CorpusError
 
-__all__ = ["MANIFEST_DIR", "READER_VERSION", "Corpus", "FileCorpus", "SyntheticCorpus", "corpus", "list_corpora"]
+__all__ = [
+    "CORPORA_ENV",
+    "MANIFEST_DIR",
+    "READER_VERSION",
+    "Corpus",
+    "FileCorpus",
+    "SyntheticCorpus",
+    "corpus",
+    "list_corpora",
+    "manifest_dirs",
+]
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"  # shipped in the wheel (package data)
+CORPORA_ENV = "FEATURETESTS_CORPORA"  # extra manifest folders, os.pathsep-separated
 READER_VERSION = 2  # bump when a reader's output changes for the same files, so content hashes change with it
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
@@ -141,25 +154,48 @@ class Corpus:
         return self._hash
 
 
+def _glob_files(root: Path, pattern: str) -> list[Path]:
+    """The files matching `pattern` (relative to `root`, or absolute), sorted."""
+    path = Path(pattern).expanduser()
+    if path.is_absolute():
+        root, pattern = Path(path.anchor), path.relative_to(path.anchor).as_posix()
+    return sorted(p for p in root.glob(pattern) if p.is_file())
+
+
 class FileCorpus(Corpus):
-    """A corpus read from files: the globs of its manifest under a data root, or the Python standard library."""
+    """A corpus read from files: the globs of its manifest under its root, or the Python standard library.
+
+    The root is the manifest's `base` (a manifest of your own: its folder) or else the data root.
+    """
 
     def __init__(self, manifest: Manifest, data_root: str | Path | None = None) -> None:
         super().__init__(manifest)
         self.data_root = resolve_data_root(data_root)
         self._root_origin = data_root_origin(data_root)
 
+    @property
+    def root(self) -> Path:
+        """The folder its relative source paths resolve against."""
+        return self.manifest.base if self.manifest.base is not None else self.data_root
+
     def missing_reason(self) -> str | None:
         if self.manifest.builtin:
             return None
         for source in self.manifest.sources:
             for pattern in source.paths:
-                if not any(p.is_file() for p in self.data_root.glob(pattern)):
+                if not _glob_files(self.root, pattern):
                     return self._missing_message(pattern)
         return None
 
     def _missing_message(self, pattern: str) -> str:
-        where = self.data_root / pattern
+        where = self.root / Path(pattern).expanduser()
+        if self.manifest.base is not None:
+            origin = f"manifest {self.manifest.path}" if self.manifest.path else "your own corpus"
+            return (
+                f"corpus {self.name!r} ({origin}) is not available: no file matches {where}. A manifest of your "
+                f"own resolves relative paths against its folder ({self.manifest.base}); fix its paths or put the "
+                f"files there."
+            )
         if not self.data_root.is_dir():
             problem = f"the data root {self.data_root} (from {self._root_origin}) does not exist, so {where} is missing"
         else:
@@ -187,10 +223,10 @@ class FileCorpus(Corpus):
             if split is not None and spec.split != split:
                 continue
             for pattern in spec.paths:
-                for path in sorted(p for p in self.data_root.glob(pattern) if p.is_file()):
+                for path in _glob_files(self.root, pattern):
                     if path not in seen:
                         seen.add(path)
-                        rel = path.relative_to(self.data_root).as_posix()
+                        rel = Path(os.path.relpath(path, self.root)).as_posix()
                         out.append(Source(m.name, path, rel, spec.lang, m.domain, spec.encodings, spec.split, options))
         return out
 
@@ -253,9 +289,31 @@ class SyntheticCorpus(Corpus):
         return digest
 
 
+def manifest_dirs() -> list[Path]:
+    """The folders named corpora come from: the shipped `MANIFEST_DIR`, then each folder of $FEATURETESTS_CORPORA
+    (os.pathsep-separated); CorpusError naming one that is not a folder."""
+    dirs = [MANIFEST_DIR]
+    for entry in os.environ.get(CORPORA_ENV, "").split(os.pathsep):
+        if not entry.strip():
+            continue
+        folder = Path(entry).expanduser().resolve()
+        if not folder.is_dir():
+            raise CorpusError(
+                f"${CORPORA_ENV} names {entry!r}, which is not a folder; set it to folders of corpus manifests "
+                f"(<name>.toml), separated by {os.pathsep!r}"
+            )
+        dirs.append(folder)
+    return dirs
+
+
+def _manifest_files(name: str) -> list[Path]:
+    """Every manifest file for corpus `name`, across `manifest_dirs()`."""
+    return [d / f"{name}.toml" for d in manifest_dirs() if (d / f"{name}.toml").is_file()]
+
+
 def list_corpora() -> list[str]:
-    """The names of the registered corpora (the manifests in `MANIFEST_DIR`), sorted."""
-    return sorted(p.stem for p in MANIFEST_DIR.glob("*.toml"))
+    """The names of the registered corpora (the manifests in `manifest_dirs()`), sorted."""
+    return sorted({p.stem for d in manifest_dirs() for p in d.glob("*.toml")})
 
 
 def _unknown(name: str) -> CorpusError:
@@ -264,18 +322,39 @@ def _unknown(name: str) -> CorpusError:
     hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
     return CorpusError(
         f"unknown corpus {name!r}.{hint} Known corpora: {', '.join(known)}; or 'hf:<dataset>' for a Hugging Face "
-        f"dataset; or add a manifest {MANIFEST_DIR / (name + '.toml')}."
+        f"dataset; or the path of a manifest of your own (ending in .toml), or put {name}.toml in a folder named "
+        f"by ${CORPORA_ENV}."
     )
 
 
-def corpus(name: str, *, data_root: str | Path | None = None) -> Corpus:
-    """The corpus called `name` (a manifest in `MANIFEST_DIR`, ``heldout-<domain>`` for the training mix's held-out
-    documents, or ``hf:<dataset>[:<config>]``); reads only the manifest.
+def _own_manifest(path: str) -> Corpus:
+    """The corpus of a manifest file of your own: relative source paths resolve against its folder."""
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise CorpusError(f"corpus manifest {path!r} not found (looked for {file}); give the path of a .toml file")
+    return _from_manifest(load_manifest(file, base=file.parent), None)
 
-    `data_root` overrides where the shared corpora are (default: $FEATURETESTS_DATA, then ../shared/corpora).
+
+def _from_manifest(manifest: Manifest, data_root: str | Path | None) -> Corpus:
+    if manifest.format == "synthetic":
+        return SyntheticCorpus(manifest)
+    check_options(manifest.format, manifest.options, str(manifest.path))
+    return FileCorpus(manifest, data_root)
+
+
+def corpus(name: str | os.PathLike[str], *, data_root: str | Path | None = None) -> Corpus:
+    """The corpus called `name` (a manifest in `manifest_dirs()`, ``heldout-<domain>`` for the training mix's
+    held-out documents, ``hf:<dataset>[:<config>]``, or the path of a manifest of your own ending in ``.toml``);
+    reads only the manifest. `corpus.from_files(...)` and `corpus.from_texts(...)` make corpora without one.
+
+    `data_root` overrides where the shared corpora are (default: $FEATURETESTS_DATA, then ../shared/corpora). A
+    manifest of your own (a path, or one in a $FEATURETESTS_CORPORA folder) resolves its relative paths against
+    its own folder instead.
     Raises CorpusError for an unknown name (suggesting the nearest) or a malformed manifest; a corpus whose files
     are missing is returned, and raises on reading (see `Corpus.missing_reason`).
     """
+    if isinstance(name, os.PathLike) or (isinstance(name, str) and name.endswith(".toml")):
+        return _own_manifest(os.fspath(name))
     if not isinstance(name, str):
         raise CorpusError(f"a corpus name must be a string, got {name!r}")
     if name.startswith("hf:"):
@@ -286,10 +365,18 @@ def corpus(name: str, *, data_root: str | Path | None = None) -> Corpus:
         from featuretests.corpora.heldout import heldout_corpus
 
         return heldout_corpus(name, data_root)
-    if not _NAME.fullmatch(name) or not (MANIFEST_DIR / f"{name}.toml").is_file():
+    found = _manifest_files(name) if _NAME.fullmatch(name) else []
+    if not found:
         raise _unknown(name)
-    manifest = load_manifest(MANIFEST_DIR / f"{name}.toml")
-    if manifest.format == "synthetic":
-        return SyntheticCorpus(manifest)
-    check_options(manifest.format, manifest.options, str(manifest.path))
-    return FileCorpus(manifest, data_root)
+    if len(found) > 1:
+        raise CorpusError(
+            f"corpus {name!r} is defined twice: {found[0]} and {found[1]}; rename one (the name is the file's stem)"
+        )
+    shipped = found[0].parent == MANIFEST_DIR
+    return _from_manifest(load_manifest(found[0], base=None if shipped else found[0].parent), data_root)
+
+
+from featuretests.corpora.user import from_files, from_texts  # noqa: E402  (user.py builds on the classes above)
+
+corpus.from_files = from_files  # type: ignore[attr-defined]
+corpus.from_texts = from_texts  # type: ignore[attr-defined]
