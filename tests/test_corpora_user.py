@@ -86,6 +86,14 @@ def test_a_manifest_path_with_missing_files_names_the_manifest_and_its_folder(tm
         list(c.documents())
 
 
+def test_a_copy_of_a_shipped_synthetic_manifest_by_path_is_the_same_corpus(tmp_path: Path) -> None:
+    copy = tmp_path / "synthetic-brackets.toml"
+    shutil.copy(MANIFEST_DIR / "synthetic-brackets.toml", copy)
+    mine, shipped = corpus(copy), corpus("synthetic-brackets")
+    assert mine.format == "synthetic" and mine.content_hash() == shipped.content_hash()
+    assert [d.doc_id for d in mine.documents()] == [d.doc_id for d in shipped.documents()]
+
+
 def test_a_manifest_path_that_does_not_exist_or_is_malformed_says_so(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match=r"manifest 'nowhere/x.toml' not found"):
         corpus("nowhere/x.toml")
