@@ -103,6 +103,38 @@ def test_gated_mlp_units_are_the_product_and_its_parts(checkpoints: dict[str, An
         hook_name("mlp.mid", 0, "gated")
 
 
+@pytest.mark.parametrize("family", [*FAMILIES, "toy-solu"])
+def test_mlp_weights_reproduce_the_hooks_in_every_family(
+    checkpoints: dict[str, Any], tiny_tokenizer: Any, family: str
+) -> None:
+    """One orientation for every family (GPT-2's Conv1D is stored transposed; Llama has a gate and no biases):
+    mlp.pre (or gate and up) = x @ w.T + b from the MLP's input, and mlp.out = mlp.post @ w_out + b_out."""
+    from featuretests.models.weights import mlp_weights
+
+    from .conftest import build_tiny_model
+
+    if family == "toy-solu":
+        model = build_tiny_model(tiny_tokenizer, act_fn="solu_ln", n_layers=2)
+    else:
+        model = load_model(checkpoints[family][0], device="cpu")
+    w = mlp_weights(model, 1)
+    names = {k: hook_name(k, 1, model.mlp_style) for k in kinds_for(model.mlp_style) if k.startswith("mlp.")}
+    names["in"] = "blocks.1.mlp.hook_in"
+    with torch.no_grad():
+        _, cache = model.bridge.run_with_cache(torch.tensor([[0, 4, 8, 15, 16, 23]]), names_filter=list(names.values()))
+    acts = {k: cache[v][0].double().numpy() for k, v in names.items()}
+    x = acts["in"]
+    if family == "llama":
+        assert w.w_gate is not None and not w.b_in.any()
+        np.testing.assert_allclose(x @ w.w_gate.T, acts["mlp.gate"], atol=1e-5)
+        np.testing.assert_allclose(x @ w.w_in.T, acts["mlp.up"], atol=1e-5)
+    else:
+        assert w.w_gate is None
+        np.testing.assert_allclose(x @ w.w_in.T + w.b_in, acts["mlp.pre"], atol=1e-5)
+    assert w.w_in.shape == w.w_out.shape == (model.d_mlp, model.config["d_model"])
+    np.testing.assert_allclose(acts["mlp.post"] @ w.w_out + w.b_out, acts["mlp.out"], atol=1e-5)
+
+
 def _ids(model: Any, n: int = 12) -> np.ndarray:
     return np.random.default_rng(0).integers(1, 300, size=(n, 32))
 
