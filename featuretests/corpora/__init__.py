@@ -1,7 +1,8 @@
 """Corpora: where text comes from, read into documents with their language, domain and gold annotations.
 
-`corpus(name)` gives a named corpus from the registry (manifests in ``featuretests/corpora/manifests/``, plus folders named in ``$FEATURETESTS_CORPORA``);
-`list_corpora()` names them. See docs/architecture.md for how documents flow into token tables.
+`corpus(name)` gives a named corpus from the registry (manifests in ``featuretests/corpora/manifests/``, plus
+folders named in ``$FEATURETESTS_CORPORA``); `list_corpora()` names them. See docs/architecture.md for how
+documents flow into token tables.
 """
 
 from featuretests.corpora.documents import Document, GoldSpan, chunk_text
