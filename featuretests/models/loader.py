@@ -257,7 +257,7 @@ def _load_hub_model(name: str, *, device: str | None, revision: str | None = Non
     dev = resolve_device(device)
     _cpu_allocator(dev)
     try:
-        bridge = TransformerBridge.boot_transformers(name, device=dev, revision=revision)
+        bridge = _boot_hub(TransformerBridge, name, dev, revision)
     except Exception as exc:  # the hub raises OSError, ValueError, HTTP errors... all mean the same here
         raise ModelLoadError(
             f"could not load {shown!r} from the hub ({type(exc).__name__}: {exc}); {model_forms()}"
@@ -265,3 +265,17 @@ def _load_hub_model(name: str, *, device: str | None, revision: str | None = Non
     bridge.eval()
     config, digest = hf.bridge_config(bridge), hf.state_dict_sha256(bridge)
     return LoadedModel(shown, bridge, bridge.tokenizer, config, digest, dev, "hub")
+
+
+def _boot_hub(bridge_class: Any, name: str, device: str, revision: str | None) -> Any:
+    """boot_transformers for Hugging Face-format repos; the TransformerLens legacy repos (NeelNanda/*, the toy
+    models ``gelu-1l``, ``solu-2l``, ... by alias) have no ``model_type`` and load through boot_tl_legacy."""
+    from transformer_lens.model_bridge.sources.tl_legacy import TL_LEGACY_PREFIXES
+    from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
+
+    official = resolve_model_alias(name) or name
+    if official.startswith(TL_LEGACY_PREFIXES):
+        if revision:
+            raise InvalidArgument(f"{name!r} is a legacy TransformerLens repository ({official}): it has no revisions")
+        return bridge_class.boot_tl_legacy(official, device=device)
+    return bridge_class.boot_transformers(name, device=device, revision=revision)
