@@ -112,3 +112,20 @@ def test_cuda_without_cuda_is_a_clear_error() -> None:
     with pytest.raises(InvalidArgument, match="'cpu' or 'cuda"):
         resolve_device("tpu")
     assert resolve_device(None) == "cpu"
+
+
+def test_directories_are_told_apart_by_content(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A config.json with a model_type makes a Hugging Face checkpoint, whatever the folder's name; without one the
+    folder is read as a featuretests model directory, and the error lists the forms a model can take."""
+    loaded = load_model(tiny_model_dir)
+    assert loaded.source == "directory" and loaded.mlp_style == "plain"
+    assert loaded.config["gated_mlp"] is False and loaded.config["n_layers"] == loaded.bridge.cfg.n_layers
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(tiny_model_dir, relabelled)
+    config = json.loads((relabelled / "config.json").read_text())
+    (relabelled / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    with pytest.raises(ModelLoadError, match=r"Hugging Face checkpoint .*relabelled has no tokenizer files"):
+        load_model(relabelled)
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match=r"weights\.bin is a file, not a model directory; a model is one of"):
+        load_model(tmp_path / "weights.bin")
