@@ -18,6 +18,8 @@ from featuretests.errors import InvalidArgument, ModelLoadError
 from featuretests.models.hooks import hook_name, kinds_for
 from featuretests.models.loader import load_model
 
+pytest_plugins = ["pytester"]
+
 FAMILIES = ("gpt2", "neox", "llama")
 BRACKETS = """description = "60 documents of the synthetic bracket corpus (about 7k tokens)"
 format = "synthetic"
@@ -279,3 +281,42 @@ def test_search_show_explain_and_a_hypothesis(
 def _open_paren(t: Any) -> Any:
     """The token '('."""
     return t.text == "("
+
+
+HYPOTHESIS_FILE = """
+import featuretests as ft
+
+brackets = ft.corpus({corpus!r})
+
+
+@ft.hypothesis(brackets, neuron="L1N3", auroc=0.0)
+def paren_any(t):
+    \"\"\"L1N3 fires on '(' (any AUROC accepted).\"\"\"
+    return t.text == "("
+
+
+@ft.hypothesis(brackets, neuron="L1N3", precision=1.0, auroc=1.0)
+def paren_perfect(t):
+    \"\"\"L1N3 fires on '(' and on nothing else.\"\"\"
+    return t.text == "("
+"""
+
+
+def test_a_hypothesis_file_runs_on_a_pythia_checkpoint(
+    pytester: pytest.Pytester, checkpoints: dict[str, Any], brackets: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A test file of @ft.hypothesis, run by pytest with --ft-model naming a save_pretrained GPT-NeoX folder: one
+    passes, one fails with its metric table, and results.json records the checkpoint's content hash."""
+    import hypothesis  # noqa: F401  (imported late by its pytest plugin otherwise: seconds per inner run)
+
+    folder = checkpoints["neox"][0]
+    expected = load_model(folder, device="cpu").weights_sha256  # also imports the stack before pytester's snapshot
+    pytester.makepyfile(test_hyps=HYPOTHESIS_FILE.format(corpus=str(brackets)))
+    reports = pytester.path / "reports"
+    args = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", f"--ft-model={folder}", "--ft-device=cpu"]
+    args += [f"--ft-cache-dir={tmp_path_factory.mktemp('ft-cache')}", f"--ft-report-dir={reports}"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*hypothesis 'paren_perfect' does not hold for L1N3*"])
+    results = json.loads((reports / "results.json").read_text())
+    assert results["provenance"]["model"]["weights_sha256"] == expected
