@@ -216,9 +216,11 @@ def test_an_unknown_model_lists_the_four_forms(tmp_path: Path, where: str) -> No
         assert form in message, message
 
 
-def test_a_revision_given_twice_must_agree() -> None:
+def test_a_revision_given_twice_must_agree_and_only_for_hub_names(checkpoints: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument, match="names revision 'v1' but revision='v2'"):
         load_model("gpt2@v1", revision="v2")
+    with pytest.raises(InvalidArgument, match="applies to hub names only"):
+        load_model(checkpoints["gpt2"][0], revision="main")
 
 
 # -- the research commands and a hypothesis, on each family ----------------------------------------------------------

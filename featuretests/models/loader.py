@@ -221,6 +221,8 @@ def load_model(
     from featuretests.models.zoo import TOY_MODELS, toy_model_dir
 
     text = str(name_or_path)
+    if revision and (text in TOY_MODELS or Path(text).exists()):
+        raise InvalidArgument(f"revision={revision!r} applies to hub names only; {text!r} is a local model")
     if text in TOY_MODELS:
         loaded = load_model_dir(toy_model_dir(text), device=device, name=text)
         loaded.source = "toy"
