@@ -9,7 +9,7 @@ For research problems 9.42, 9.45, 9.52 and 9.53. Method, per neuron (``mlp.post`
    (`featuretests.metrics.histograms`): ``n_bins`` equal-count bins, plus cuts above each of the top
    ``exact_top`` tokens and geometrically spaced ones below them (`cut_positions`). Without the tail cuts the
    highest cut predicts n / n_bins tokens, which capped the F1 of a perfect detector of a rare label (10 fit
-   positives: 0.59 at 50k tokens, 0.10 at 400k, tests/test_monosemanticity_exact.py); with them a label with at
+   positives: 0.57 at 50k tokens, 0.10 at 400k, tests/test_monosemanticity_exact.py); with them a label with at
    most ``exact_top`` fit positives is resolved exactly and a perfect detector of any label reaches
    F1 >= 2 / (2 + 1 / exact_top), at any corpus size. The neuron's best explanation is the label with the highest
    fit F1. Finer cuts also mean more chances: on python-stdlib quick 5-7% of neurons changed best label, some to a
