@@ -81,7 +81,7 @@ class Session:
         self._stores: dict[tuple[str, str], Any] = {}
         self._corpus_hashes: dict[str, str] = {}
         self._groups: dict[str, Any] = {}
-        self._label_values: dict[tuple[int, str], np.ndarray] = {}
+        self._label_values: dict[tuple[Any, str], np.ndarray] = {}
 
     # -- loading ------------------------------------------------------------------------------------------------
     @property
@@ -173,7 +173,7 @@ class Session:
     def labels(self, h: Hypothesis, corpus: Any) -> tuple[Any, np.ndarray]:
         """The token table of `corpus` and h's label on it [n_tokens], checked (evaluated once per run)."""
         table = self.table(corpus)
-        key = (id(h.expr), self.corpus(corpus).name)
+        key = (h.expr, self.corpus(corpus).name)  # the function itself (kept alive), never its reusable id()
         if key not in self._label_values:
             self._label_values[key] = self._evaluate_label(h, corpus, table)
         return table, self._label_values[key]

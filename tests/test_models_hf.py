@@ -224,13 +224,6 @@ def test_a_revision_given_twice_must_agree_and_only_for_hub_names(checkpoints: d
 
 
 # -- the research commands and a hypothesis, on each family ----------------------------------------------------------
-WEIGHTS_GAP = (
-    "featuretests/analysis/weights.py layer_weights reads blocks.L.mlp.in.weight as [d_mlp, d_model] and needs "
-    "mlp.in.bias: GPT-2's Conv1D stores it transposed and Llama has no bias (pages._dla, used by show and every "
-    "hypothesis, fails); featuretests.models.weights.mlp_weights gives the right matrices for every family"
-)
-
-
 @pytest.fixture(scope="module")
 def brackets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corpora") / "brackets-tiny.toml"
@@ -242,9 +235,6 @@ def _model_arg(checkpoints: dict[str, Any], family: str) -> str:
     return family if family.startswith("toy-") else str(checkpoints[family][0])
 
 
-WEIGHTS_GAP_FAMILIES = {"gpt2": ValueError, "llama": KeyError}  # what pages._dla raises there today
-
-
 @pytest.mark.parametrize("family", ["neox", "gpt2", "llama", "toy-solu-1l"])
 def test_search_show_explain_and_a_hypothesis(
     family: str,
@@ -253,9 +243,9 @@ def test_search_show_explain_and_a_hypothesis(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The three commands through the CLI and one @ft.hypothesis judged by a Session, on one cache. Where show is
-    known to fail (`WEIGHTS_GAP`), the test checks that it still fails so, and is marked xfail: when the gap is
-    fixed, the `pytest.raises` fails and this branch is to be deleted."""
+    """The three commands through the CLI and one @ft.hypothesis judged by a Session, on one cache (show and every
+    hypothesis read the MLP weights through `models.weights.mlp_weights`: GPT-2 stores them transposed, Llama has
+    no biases)."""
     import featuretests as ft
     from featuretests.cli import main
 
@@ -266,10 +256,6 @@ def test_search_show_explain_and_a_hypothesis(
     best = found["best"]
     assert main(["explain", "L0N3", *corpus, "--json", "--top", "3", *common]) == 0
     assert json.loads(capsys.readouterr().out)["neuron"] == "L0N3"
-    if family in WEIGHTS_GAP_FAMILIES:  # search and explain work; show and hypotheses wait for analysis/weights.py
-        with pytest.raises(WEIGHTS_GAP_FAMILIES[family]):
-            main(["show", "L0N3", *corpus, "--out", str(tmp_path / "html"), *common])
-        pytest.xfail(WEIGHTS_GAP)
     assert main(["show", "L0N3", *corpus, "--out", str(tmp_path / "html"), *common]) == 0
     assert (tmp_path / "html").is_dir()
 

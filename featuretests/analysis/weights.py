@@ -44,15 +44,17 @@ class NeuronWeights:
 
 
 def layer_weights(model: Any, layer: int) -> NeuronWeights:
-    """Extract layer `layer`'s MLP weights from a LoadedModel (or anything with `.bridge.state_dict()`)."""
+    """Extract layer `layer`'s MLP weights from a LoadedModel (or anything with `.bridge`), in one orientation for
+    every architecture (`models.weights.mlp_weights`: GPT-2 stores its MLP transposed, Llama has no biases)."""
+    from featuretests.models.weights import mlp_weights
+
+    mlp = mlp_weights(model, layer)
     sd = {k: v.detach().cpu().double().numpy() for k, v in model.bridge.state_dict().items()}
-    prefix = f"blocks.{layer}.mlp"
-    w_out = sd[f"{prefix}.out.weight"].T.copy()  # [d_mlp, d_model]
-    w_u = sd["unembed.weight"].T  # [d_model, d_vocab]
+    w_u = model.bridge.W_U.detach().cpu().double().numpy()  # [d_model, d_vocab]
     if "ln_final.weight" in sd:
         w_u = sd["ln_final.weight"][:, None] * w_u
-    ln_w = sd.get(f"{prefix}.ln.weight")  # SoLU only; hook_post already includes it (not folded into w_out)
-    return NeuronWeights(layer, sd[f"{prefix}.in.weight"], sd[f"{prefix}.in.bias"], w_out, w_u, ln_w)
+    ln_w = sd.get(f"blocks.{layer}.mlp.ln.weight")  # SoLU only; hook_post already includes it (not in w_out)
+    return NeuronWeights(layer, mlp.w_in, mlp.b_in, mlp.w_out, w_u, ln_w)
 
 
 def cos_in_out(w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
