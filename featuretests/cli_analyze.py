@@ -61,7 +61,7 @@ ANALYSES: dict[str, str] = {
 SUITE: dict[str, list[str]] = {
     "weights": [],
     "distributions": ["--model-b", "{model_b}"],
-    "monosemanticity": ["--model-b", "{model_b}", "--bootstrap", "200"],
+    "monosemanticity": ["--model-b", "{model_b}", "--bootstrap", "1000"],  # 200 missed a heavy tail (9.52)
     "correspondence": ["--model-b", "{model_b}"],
     "logit-examples": [],
     "ablation": ["--neurons", "{neuron}", "--label", "{label}", "--bootstrap", "200"],
