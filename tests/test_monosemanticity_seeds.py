@@ -18,7 +18,11 @@ def _pairs(*pairs: tuple[Path, Path]) -> list[str]:
 
 @pytest.mark.usefixtures("small_corpus")
 def test_seed_pairs_give_each_difference_and_their_mean(
-    tiny_model_dir: Path, solu_dir: Path, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    tiny_model_dir: Path,
+    solu_dir: Path,  # noqa: F811 (the fixture imported above)
+    cache: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["analyze", "monosemanticity", "--corpus", "brackets-small", "--device", "cpu", "--batch-size", "8"]
     argv += ["--out", str(tmp_path), "--cache-dir", str(cache), "--bootstrap", "50", "--thresholds", "0.1,0.3"]

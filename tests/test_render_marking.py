@@ -117,8 +117,7 @@ def test_the_failure_message_lists_the_whole_search_with_readable_p_values() -> 
     result = _failed_result([])
     p_values = [0.0, 3e-7, 0.0123, None] + [0.5] * 6  # 0.0: stored with 6 decimals, below 5e-7
     result["search"] = [
-        {"neuron": f"L0N{i}", "metric": "auroc", "value": 0.9 - i / 100, "p_family": p}
-        for i, p in enumerate(p_values)
+        {"neuron": f"L0N{i}", "metric": "auroc", "value": 0.9 - i / 100, "p_family": p} for i, p in enumerate(p_values)
     ]
     lines = format_failure(result).split("search (best units on the selection part):\n")[1].splitlines()
     assert [line.split()[0] for line in lines] == [f"L0N{i}" for i in range(10)]  # the top 10, not a prefix

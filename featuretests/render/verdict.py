@@ -52,8 +52,7 @@ def evidence_lines(r: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{k} {_num(m.get('value'))}" for k, m in held["metrics"].items() if k in r["thresholds"])
         verdict = "its thresholds are met there" if held["passed"] else "its thresholds are not met there"
         lines.append(
-            f"  on text the model never trained on ({held['corpus']}, {held.get('tokens')} tokens): {shown}; "
-            f"{verdict}"
+            f"  on text the model never trained on ({held['corpus']}, {held.get('tokens')} tokens): {shown}; {verdict}"
         )
     sel = r.get("selection")
     if sel:
