@@ -21,6 +21,23 @@ _SUBCOMMAND_MODULES: list[str] = [
 ]
 
 
+def _cmd_verify_model(args: argparse.Namespace) -> int:
+    from featuretests.models.loader import load_model
+    from featuretests.models.verify import TOLERANCE, failures_text, verify_model
+
+    model = load_model(args.model, device=args.device)
+    checks = verify_model(model)
+    print(f"{model.name}: {len(checks)} checks of {model.n_layers} layer(s), relative gap allowed {TOLERANCE:g}")
+    for c in checks:
+        gap = "" if c.gap is None else f"{c.gap:.2e}"
+        print(f"  {'ok  ' if c.passed else 'FAIL'}  L{c.layer}  {c.check:<13} {c.hook:<28} {gap}  {c.note}".rstrip())
+    failed = failures_text(checks)
+    if failed:
+        print(f"featuretests verify-model: error: hooks that do not hold what they claim:\n{failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from featuretests.models.zoo import QUALITY_BAR, TOY_MODELS, model_card
 
@@ -119,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the toy models with their model-card figures")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser(
+        "verify-model", help="check that a model's hook points reproduce its own computation (exit 1 if not)"
+    )
+    p.add_argument("model", help="toy name, model directory, Hugging Face checkpoint directory or hub name")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=_cmd_verify_model)
 
     p = sub.add_parser("train", help="train toy models reproducibly (resumes from checkpoints)")
     p.add_argument("names", nargs="*", help="toy model names (default: all four)")

@@ -127,6 +127,9 @@ class Session:
         table = self.table(corpus)
         name = self.corpus(corpus).name
         if (name, kind) not in self._stores:
+            from featuretests.models.verify import ensure_verified
+
+            ensure_verified(self.model, self.cache_dir)  # once per weights hash: hooks hold what they claim
             ids, rows = table.windows()
             valid = rows >= 0
             if not np.array_equal(rows[valid], np.arange(len(table))):
