@@ -14,7 +14,7 @@ from featuretests.models.neurons import NeuronId, parse_neuron
 from featuretests.render.marking import Marker, choose_marker, mark_token
 from featuretests.render.verdict import decision_text, evidence_lines, p_text
 from featuretests.selection import Chosen, choose, rank_part
-from featuretests.spec import Hypothesis
+from featuretests.spec import Hypothesis, evaluate_expression
 
 __all__ = ["best_unit", "choose_unit", "evaluate_hypothesis", "format_failure"]
 
@@ -112,7 +112,9 @@ def _checks(session: Any, h: Hypothesis, neuron: NeuronId, verdict: UnitVerdict)
     for corpus, expr in h.controls:
         table = session.table(corpus)
         a = session.unit_acts(corpus, neuron, h.target.unit_kind)
-        mask = np.ones(len(table), dtype=bool) if expr is None else np.asarray(expr(table), dtype=bool)
+        mask = (
+            np.ones(len(table), dtype=bool) if expr is None else np.asarray(evaluate_expression(h, table, expr), bool)
+        )
         threshold = verdict.threshold if verdict.threshold is not None else 0.0
         n = int(mask.sum())
         rate = float((a[mask] > threshold).mean()) if n else 0.0

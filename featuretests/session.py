@@ -25,7 +25,7 @@ from featuretests.errors import FeatureTestsError, InvalidArgument
 from featuretests.evaluate import UnitVerdict, judge_boolean, judge_numeric, label_kind
 from featuretests.models.hooks import hook_name, unit_kind
 from featuretests.models.neurons import NeuronId
-from featuretests.spec import Hypothesis, Target, trace_columns
+from featuretests.spec import Hypothesis, Target, evaluate_expression, trace_columns
 
 __all__ = ["Score", "Session"]
 
@@ -183,7 +183,7 @@ class Session:
 
     def _evaluate_label(self, h: Hypothesis, corpus: Any, table: Any) -> np.ndarray:
         trace_columns(h, table.dtypes)
-        values = np.asarray(h.expr(table))
+        values = np.asarray(evaluate_expression(h, table))
         if values.shape != (len(table),):
             raise InvalidArgument(
                 f"{h.where()}: the expression gave shape {values.shape}, expected one value per token ({len(table)},)"

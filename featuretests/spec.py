@@ -22,7 +22,16 @@ from featuretests.errors import InvalidArgument
 from featuretests.models.hooks import UNIT_KINDS
 from featuretests.models.neurons import NeuronId, parse_neuron
 
-__all__ = ["METRIC_RANGES", "ColumnTracer", "Hypothesis", "Target", "default_columns", "hypothesis", "trace_columns"]
+__all__ = [
+    "METRIC_RANGES",
+    "ColumnTracer",
+    "Hypothesis",
+    "Target",
+    "default_columns",
+    "evaluate_expression",
+    "hypothesis",
+    "trace_columns",
+]
 
 # Metric name -> (lowest, highest) value a threshold may take.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
@@ -251,8 +260,36 @@ def default_columns() -> dict[str, np.dtype[Any]]:
     return {spec.name: kinds[spec.kind] for spec in specs}
 
 
+def _expression_hint(exc: Exception) -> str:
+    """What to do about an exception raised inside a label expression."""
+    text = str(exc)
+    if isinstance(exc, ValueError) and "truth value of an array" in text:
+        return "combine columns with &, | and ~ (each side in parentheses), not and / or / not"
+    if isinstance(exc, AttributeError) and "numpy.ndarray" in text:
+        return (
+            "columns are numpy arrays, not pandas Series: use numpy functions, e.g. np.isin(t.text, [' self']) or "
+            "np.char.startswith(t.text.astype(str), ' s')"
+        )
+    return "check the expression on a small table (featuretests.Session(...).table(corpus))"
+
+
+def evaluate_expression(h: Hypothesis, table: Any, expr: Expression | None = None) -> Any:
+    """`h`'s expression (or `expr`, e.g. a control's) on `table`; an exception inside it becomes one InvalidArgument
+    naming the hypothesis, the exception and a hint, instead of a traceback through the framework."""
+    from featuretests.errors import FeatureTestsError
+
+    try:
+        return (expr or h.expr)(table)
+    except FeatureTestsError:
+        raise
+    except Exception as exc:
+        raise InvalidArgument(
+            f"{h.where()}: the label expression raised {type(exc).__name__}: {exc}; {_expression_hint(exc)}"
+        ) from None
+
+
 def trace_columns(h: Hypothesis, columns: Mapping[str, Any]) -> list[str]:
     """Run `h`'s expression on a tracer; return the columns it reads (raises on unknown columns)."""
     tracer = ColumnTracer(columns, where=h.where())
-    h.expr(tracer)
+    evaluate_expression(h, tracer)
     return tracer.used

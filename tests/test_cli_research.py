@@ -125,8 +125,10 @@ def test_search_of_a_numeric_label_ranks_by_correlation(capsys: pytest.CaptureFi
         ("t.text == '('", "no-such-corpus", "unknown corpus 'no-such-corpus'"),
         ("t.text", CORPUS, "a search needs a boolean or numeric label; name a neuron for categorical"),
         ("t.text == 'no such token'", CORPUS, "the label is true on no token of corpus 'synthetic-brackets'"),
+        ("t.text.isin(['('])", CORPUS, "raised AttributeError: 'numpy.ndarray' object has no attribute 'isin'"),
+        ("(t.text == '(') and (t.pos_in_ctx > 3)", CORPUS, "combine columns with &, | and ~"),
     ],
-    ids=["syntax", "unknown-column", "unknown-corpus", "categorical-label", "label-never-true"],
+    ids=["syntax", "unknown-column", "unknown-corpus", "categorical-label", "label-never-true", "pandas", "and"],
 )
 def test_search_errors_exit_2_with_the_reason(
     capsys: pytest.CaptureFixture[str], common: list[str], expression: str, corpus: str, message: str

@@ -371,3 +371,33 @@ def test_ft_decision_point_judges_point_estimates_and_the_reports_say_so(pyteste
     assert "(point estimate)" in (reports / "summary.md").read_text()
     bad = pytester.runpytest(*env.args, "--ft-decision=median")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
+
+
+RAISING = f'''{SMALL_CORPUS}
+
+@ft.hypothesis(brackets, neuron="L0N3", auroc=0.5)
+def pandas_habit(t):
+    """Written as pandas would have it."""
+    return t.text.isin(["("])
+
+
+@ft.hypothesis(brackets, neuron="L0N3", auroc=0.5)
+def python_and(t):
+    """Written with 'and'."""
+    return (t.text == "(") and (t.text != ")")
+'''
+
+
+def test_an_expression_that_raises_fails_in_one_message_with_a_hint(pytester: pytest.Pytester, env: Env) -> None:
+    pytester.makepyfile(test_hyps=RAISING)
+    result = pytester.runpytest(*env.args)
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*hypothesis 'pandas_habit'*raised AttributeError*columns are numpy arrays*np.isin(t.text*",
+            "*hypothesis 'python_and'*raised ValueError*combine columns with &, | and ~*",
+        ]
+    )
+    assert "Traceback (most recent call last)" not in out and "pluggy/" not in out and "session.py" not in out
+    assert len(out.splitlines()) < 40  # a short failure each, not ~850 lines of frames
