@@ -14,7 +14,6 @@ benchmarks/bench_calibration.py):
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,13 +134,12 @@ def interval_coverage(
     a, y, _ = _effect_corpus(n_docs * 200, per_doc, effect, spread, rng)
     truth = auroc(a, y).value
     two, low_ok = 0, 0
-    metric = functools.partial(auroc)
     for r in range(runs):
         a, y, doc = _effect_corpus(n_docs, per_doc, effect, spread, rng)
-        ci = bootstrap(metric, a, y, doc, n_resamples=n_resamples, confidence=confidence, method=method, seed=r)
+        ci = bootstrap(auroc, a, y, doc, n_resamples=n_resamples, confidence=confidence, method=method, seed=r)
         low, high = ci.low.value, ci.high.value
         two += low <= truth <= high
         level = 2 * confidence - 1
-        one = bootstrap(metric, a, y, doc, n_resamples=n_resamples, confidence=level, method=method, seed=r)
+        one = bootstrap(auroc, a, y, doc, n_resamples=n_resamples, confidence=level, method=method, seed=r)
         low_ok += one.low.value <= truth
     return Coverage(two / runs, low_ok / runs, runs)

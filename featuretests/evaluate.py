@@ -33,6 +33,7 @@ import numpy as np
 
 from featuretests import metrics as M
 from featuretests.errors import InvalidArgument
+from featuretests.selection import search_metric
 from featuretests.spec import BOOLEAN_METRICS, Hypothesis
 
 __all__ = [
@@ -50,7 +51,6 @@ N_BOOTSTRAP = 1000
 N_PERMUTATIONS = 999
 FEW_DOCUMENTS = 10  # below this many resampled groups, intervals are flagged as rough
 SHOWN_BOOLEAN = ("precision", "recall", "f1", "auroc", "mass_share")
-RANKING = ("auroc", "f1", "precision", "recall", "iou", "mcc", "average_precision", "balanced_accuracy")
 
 
 @dataclass
@@ -232,7 +232,7 @@ def _null(h: Hypothesis, a: np.ndarray, y: np.ndarray, groups: np.ndarray, thres
     """The judged unit's permutation p for its first ranking metric (AUROC when the hypothesis names none)."""
     from featuretests.stats import permutation_test
 
-    metric = next((m for m in h.thresholds if m in RANKING), "auroc")
+    metric = search_metric(list(h.thresholds))  # the metric a search ranks by, so both speak of one figure
     if not y.any() or y.all():
         return {"metric": metric, "p": None, "reason": "the label is constant on the judged tokens"}
     fn = _boolean_metric(metric, threshold)
